@@ -1,0 +1,3 @@
+from dlskills.cli import main
+
+raise SystemExit(main())

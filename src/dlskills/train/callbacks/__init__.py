@@ -1,0 +1,1 @@
+"""Trainer callbacks, one concern per file."""
