@@ -16,6 +16,8 @@ ValueError that lists close matches. The metadata drives CLI listings and shared
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +45,22 @@ class Entry:
 class Registry:
     """Name -> component mapping with metadata, used for optimizers, layers, models, data, ..."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, discover: str | None = None) -> None:
+        """``discover``: a package whose public modules are imported on the first lookup, so
+        techniques register themselves by existing in their own file (no central list to edit)."""
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self._lookup: dict[str, str] = {}
+        self._discover_package = discover
+
+    def _discover(self) -> None:
+        package_name, self._discover_package = self._discover_package, None
+        if package_name is None:
+            return
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+            if not any(part.startswith("_") for part in info.name.split(".")):
+                importlib.import_module(info.name)
 
     def register(
         self,
@@ -85,6 +99,7 @@ class Registry:
         return entry
 
     def entry(self, name: str) -> Entry:
+        self._discover()
         if not isinstance(name, str):
             raise TypeError(f"{self.kind} name must be a string, got {type(name).__name__}")
         key = self._lookup.get(_normalise(name))
@@ -103,21 +118,31 @@ class Registry:
         return self.get(name)(*args, **kwargs)
 
     def names(self) -> list[str]:
+        self._discover()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
+    def find_object(self, attribute: str) -> Any:
+        """The registered object whose ``__name__`` is ``attribute`` (for lazy package re-exports)."""
+        for entry in self.entries():
+            if getattr(entry.obj, "__name__", None) == attribute:
+                return entry.obj
+        raise AttributeError(attribute)
+
     def by_catalog_id(self, catalog_id: str) -> list[Entry]:
         return [e for e in self.entries() if e.catalog_id == catalog_id]
 
     def __contains__(self, name: object) -> bool:
+        self._discover()
         return isinstance(name, str) and _normalise(name) in self._lookup
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._discover()
         return len(self._entries)
 
     def __repr__(self) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
+
     from dlskills.train.trainer import Trainer
 
 EVENTS: tuple[str, ...] = (

@@ -1,0 +1,24 @@
+"""Optimizers (READING_LIST.md §4.1): torch.optim classics by name plus the zoo, one file each.
+
+``create(name, params, **kw)`` builds any registered optimizer; the classes are also attributes of
+this package (``dlskills.optim.AdaBound``), resolved through the registry.
+"""
+
+from typing import Any
+
+from dlskills.optim._registry import OPTIMIZERS, register_optimizer
+
+
+def create(name: str, params: Any, **kwargs: Any) -> Any:
+    """Build the optimizer registered as ``name`` over ``params`` (tensors or param groups)."""
+    return OPTIMIZERS.create(name, params, **kwargs)
+
+
+def __getattr__(attribute: str) -> Any:
+    try:
+        return OPTIMIZERS.find_object(attribute)
+    except AttributeError:
+        raise AttributeError(f"module 'dlskills.optim' has no attribute {attribute!r}") from None
+
+
+__all__ = ["OPTIMIZERS", "create", "register_optimizer"]
