@@ -125,7 +125,7 @@ class Registry:
         return [self._entries[n] for n in self.names()]
 
     def find_object(self, attribute: str) -> Any:
-        """The registered object whose ``__name__`` is ``attribute`` (for lazy package re-exports)."""
+        """The registered object named ``attribute`` (for lazy package re-exports)."""
         for entry in self.entries():
             if getattr(entry.obj, "__name__", None) == attribute:
                 return entry.obj
