@@ -1,0 +1,183 @@
+"""Aggregated Momentum, AggMo (catalog 1804.00325; Lucas, Sun, Zemel & Grosse, ICLR 2019).
+
+K heavy-ball velocities with different damping β_i share one gradient and their average moves
+the parameters: the small βs damp the oscillations that a large β alone would cause. Rule, as the
+authors' code implements it (no (1 − β) damping on the gradient), per parameter θ:
+
+    g   ← g + weight_decay·θ                     (coupled L2)
+    v_i ← β_i·v_i + g                             for i = 0, …, K − 1
+    θ   ← θ − (lr/K)·Σ_i v_i
+
+Default β = (0, 0.9, 0.99), which is the paper's exponential form β_i = 1 − a^i with a = 0.1,
+K = 3 (``AggMo.from_exp_form``). The K velocities are stored stacked in one tensor of shape
+(K, *θ.shape) per parameter (``state["momentum_buffers"]``), so a checkpoint holds plain tensors;
+the subtraction runs velocity by velocity in the authors' order, so results match their code
+and torch_optimizer.AggMo to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dlskills.optim._foreach import (
+    check_nonnegative,
+    check_positive,
+    check_unit_interval,
+    dispatch,
+    params_with_grads,
+)
+from dlskills.optim._registry import register_optimizer
+
+
+def _single_tensor_aggmo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor],
+    *,
+    lr: float,
+    betas: Sequence[float],
+    weight_decay: float,
+) -> None:
+    step = lr / len(betas)
+    for param, grad, buffers in zip(params, grads, momentum_buffers):
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        for velocity, beta in zip(buffers, betas):
+            velocity.mul_(beta).add_(grad)
+            param.sub_(velocity, alpha=step)
+
+
+def _multi_tensor_aggmo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor],
+    *,
+    lr: float,
+    betas: Sequence[float],
+    weight_decay: float,
+) -> None:
+    if weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    for i, beta in enumerate(betas):
+        velocities = [buffers[i] for buffers in momentum_buffers]
+        torch._foreach_mul_(velocities, beta)
+        torch._foreach_add_(velocities, grads)
+        torch._foreach_add_(params, velocities, alpha=-lr / len(betas))
+
+
+def aggmo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor],
+    *,
+    lr: float,
+    betas: Sequence[float],
+    weight_decay: float,
+    foreach: bool | None = None,
+) -> None:
+    """Functional AggMo over lists; ``momentum_buffers[j]`` has shape (K, *params[j].shape)."""
+    dispatch(
+        _single_tensor_aggmo,
+        _multi_tensor_aggmo,
+        (params, grads, momentum_buffers),
+        foreach,
+        lr=lr,
+        betas=tuple(betas),
+        weight_decay=weight_decay,
+    )
+
+
+@register_optimizer(
+    "aggmo",
+    catalog_id="1804.00325",
+    needs_closure=False,
+    supports_foreach=True,
+    elementwise=True,
+    reference="torch_optimizer",
+    test_function="ill_conditioned_quadratic",
+    test_kwargs={"lr": 0.01},
+    test_steps=600,
+    test_tolerance=1e-3,
+)
+class AggMo(torch.optim.Optimizer):
+    """Aggregated momentum: K velocities with dampings ``betas`` averaged into one step.
+
+    Args:
+        params: tensors or param groups.
+        lr: learning rate (> 0).
+        betas: the K damping coefficients, each in [0, 1).
+        weight_decay: coupled L2 coefficient.
+        foreach: True/False force a path; None picks per ``dlskills.optim._foreach``.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: Sequence[float] = (0.0, 0.9, 0.99),
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = {"lr": lr, "betas": betas, "weight_decay": weight_decay, "foreach": foreach}
+        self._validate(defaults)
+        super().__init__(params, defaults)
+
+    @classmethod
+    def from_exp_form(
+        cls, params: Any, lr: float = 1e-3, a: float = 0.1, K: int = 3, **kwargs: Any
+    ) -> AggMo:
+        """The paper's exponential form β_i = 1 − a^i, i = 0, …, K − 1 (a = 0.1, K = 3 gives the
+        default (0, 0.9, 0.99))."""
+        if not 0.0 < a < 1.0:
+            raise ValueError(f"Invalid a: {a!r} (must be in (0, 1))")
+        if not (isinstance(K, int) and K >= 1):
+            raise ValueError(f"Invalid K: {K!r} (must be a positive integer)")
+        return cls(params, lr=lr, betas=tuple(1.0 - a**i for i in range(K)), **kwargs)
+
+    @staticmethod
+    def _validate(group: dict[str, Any]) -> None:
+        check_positive("lr", group["lr"])
+        betas = group["betas"]
+        if not (isinstance(betas, Sequence) and len(betas) >= 1):
+            raise ValueError(f"Invalid betas: {betas!r} (must be a non-empty sequence)")
+        for i, beta in enumerate(betas):
+            check_unit_interval(f"betas[{i}]", beta)
+        check_nonnegative("weight_decay", group["weight_decay"])
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self._validate(self.param_groups[-1])
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            count = len(group["betas"])
+
+            def init_state(p: Tensor, count: int = count) -> dict[str, Any]:
+                buffers = torch.zeros((count, *p.shape), dtype=p.dtype, device=p.device)
+                return {"momentum_buffers": buffers}
+
+            params, grads, states = params_with_grads(self, group, init_state)
+            if not params:
+                continue
+            self.functional(
+                params,
+                grads,
+                [s["momentum_buffers"] for s in states],
+                lr=group["lr"],
+                betas=group["betas"],
+                weight_decay=group["weight_decay"],
+                foreach=group["foreach"],
+            )
+        return loss
+
+    functional = staticmethod(aggmo)
