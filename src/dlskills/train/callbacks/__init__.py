@@ -1,1 +1,35 @@
 """Trainer callbacks, one concern per file."""
+
+from dlskills.train.callbacks.base import (
+    Callback,
+    CancelBatch,
+    CancelEpoch,
+    CancelFit,
+    Rewound,
+    StopReason,
+    overrides,
+)
+from dlskills.train.callbacks.csv_logger import CSVLogger
+from dlskills.train.callbacks.early_stopping import EarlyStopping
+from dlskills.train.callbacks.grad_clip import GradClip
+from dlskills.train.callbacks.lr_monitor import LRMonitor
+from dlskills.train.callbacks.model_checkpoint import ModelCheckpoint
+from dlskills.train.callbacks.nan_guard import NaNGuard
+from dlskills.train.callbacks.progress import ProgressBar
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CancelBatch",
+    "CancelEpoch",
+    "CancelFit",
+    "EarlyStopping",
+    "GradClip",
+    "LRMonitor",
+    "ModelCheckpoint",
+    "NaNGuard",
+    "ProgressBar",
+    "Rewound",
+    "StopReason",
+    "overrides",
+]

@@ -18,7 +18,9 @@ JSON-serialisable (tensors go through the checkpoint's safetensors side via ``te
 
 Control flow uses exceptions (fastai's Cancel*): raising ``CancelBatch`` from on_batch_start or
 on_after_backward skips the rest of that batch (no optimizer step); ``CancelEpoch`` ends the epoch;
-``CancelFit`` stops training with the given reason.
+``CancelFit`` stops training with the given reason. A callback that replaced the trainer's state
+(e.g. loaded a checkpoint with ``trainer.load_checkpoint``) raises ``Rewound`` so the Trainer
+continues from the restored epoch and batch position.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ class CancelFit(Exception):
         super().__init__(message or reason.value)
         self.reason = reason
         self.message = message
+
+
+class Rewound(Exception):
+    """The trainer's state was replaced mid-epoch (a checkpoint was loaded): restart the loop from
+    the restored position."""
 
 
 class Callback:

@@ -1,0 +1,149 @@
+"""Checkpoints without pickle: ``<name>.safetensors`` (every tensor) + ``<name>.json`` (the rest).
+
+The JSON file is the record: format tag and version, the sha256 of the safetensors file, and any
+nested state (optimizer ``param_groups``, scheduler state, callback state, RNG states, trainer
+position, run config). Tensors found inside nested state are moved to the safetensors side and
+left in the JSON as ``{"__tensor__": key}`` references, so ``optimizer.state_dict()`` and similar
+round-trip exactly. Python types JSON lacks are tagged: tuples as ``{"__tuple__": [...]}`` and
+dicts with non-string keys (optimizer state is keyed by int) as ``{"__items__": [[k, v], ...]}``.
+
+Both files are written atomically (dlskills._io), tensors first. Loading reads the JSON, checks
+the format, verifies the sha256, loads tensors with safetensors (never pickle) and checks that
+every referenced tensor exists; any failure raises ``CheckpointError`` with the file and the
+cause. A crash between the two renames leaves a new tensor file next to the old JSON: the hash
+check then reports the checkpoint as inconsistent instead of loading a mixture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from dlskills._io import atomic_write_bytes, atomic_write_text
+
+FORMAT = "dlskills-checkpoint"
+VERSION = 1
+_TAGS = ("__tensor__", "__tuple__", "__items__")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, tampered with or does not match what loads it."""
+
+
+def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(json, safetensors) paths for ``path`` given as ``<name>``, ``<name>.json`` or
+    ``<name>.safetensors``."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")
+
+
+def encode(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as JSON-able data; tensors are added to ``tensors`` under keys from ``prefix``."""
+    if isinstance(value, torch.Tensor):
+        # clone: safetensors refuses tensors that share storage (tied weights, views)
+        tensors[prefix] = value.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": prefix}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, f"{prefix}.{i}", tensors) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [encode(v, f"{prefix}.{i}", tensors) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and not any(t in value for t in _TAGS):
+            return {k: encode(v, f"{prefix}.{k}", tensors) for k, v in value.items()}
+        return {"__items__": [[k, encode(v, f"{prefix}.{k}", tensors)] for k, v in value.items()]}
+    raise TypeError(
+        f"cannot checkpoint {prefix!r}: {type(value).__name__} is neither a tensor nor JSON data"
+    )
+
+
+def decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of ``encode``."""
+    if isinstance(value, list):
+        return [decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        key = value["__tensor__"]
+        if key not in tensors:
+            raise CheckpointError(f"tensor {key!r} is referenced but missing from the tensor file")
+        return tensors[key]
+    if "__tuple__" in value:
+        return tuple(decode(v, tensors) for v in value["__tuple__"])
+    if "__items__" in value:
+        return {k: decode(v, tensors) for k, v in value["__items__"]}
+    return {k: decode(v, tensors) for k, v in value.items()}
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    state: dict[str, Any],
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``state`` (nested data with tensors anywhere) and the flat ``tensors`` mapping as a
+    checkpoint pair; returns the JSON path."""
+    json_path, tensor_path = checkpoint_paths(path)
+    flat = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in (tensors or {}).items()}
+    encoded = encode(state, "state", flat)
+    blob = save_safetensors(flat)
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tensor_file": tensor_path.name,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "state": encoded,
+    }
+    atomic_write_bytes(tensor_path, blob)
+    atomic_write_text(json_path, json.dumps(record, indent=1) + "\n")
+    return json_path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read a checkpoint pair: (state with tensors restored in place, the flat tensors)."""
+    json_path, tensor_path = checkpoint_paths(path)
+    if not json_path.is_file():
+        raise CheckpointError(f"checkpoint {json_path} not found")
+    try:
+        record = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {json_path} is not valid JSON (truncated?): {exc}"
+        ) from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path} is not a dlskills checkpoint")
+    if record.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {json_path} has format version {record.get('version')!r}; "
+            f"this dlskills reads version {VERSION}"
+        )
+    missing = [k for k in ("tensor_file", "sha256", "state") if k not in record]
+    if missing:
+        raise CheckpointError(f"checkpoint {json_path} lacks {', '.join(missing)}")
+    tensor_path = json_path.with_name(record["tensor_file"])
+    if not tensor_path.is_file():
+        raise CheckpointError(f"checkpoint tensor file {tensor_path} not found")
+    blob = tensor_path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != record["sha256"]:
+        raise CheckpointError(
+            f"checkpoint {tensor_path} does not match the sha256 in {json_path.name} "
+            f"(file changed, truncated or an interrupted save): expected {record['sha256'][:16]}…, "
+            f"got {digest[:16]}…"
+        )
+    try:
+        flat = load_safetensors(blob)
+    except (SafetensorError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {tensor_path} is not a valid safetensors file: {exc}"
+        ) from exc
+    return decode(record["state"], flat), flat
