@@ -6,6 +6,9 @@ One forward pass of a single sample records, per Conv/Linear module,
     conv:   MACs = N_out · (C_in / groups) · ∏ kernel      (N_out = elements of the output)
     linear: MACs = N_out · in_features
 
+A module that computes weighted ops functionally (invisible to those hooks) declares them with
+a method ``functional_macs(input, output) -> int``, which the counter adds.
+
 Element-wise work (norms, activations, additions, pooling) is not counted, as in the papers'
 FLOP tables, which report multiply-adds of the weighted layers.
 """
@@ -61,6 +64,14 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> Counts:
                 per_module[name] = per_module.get(name, 0) + _module_macs(mod, output)
 
             handles.append(module.register_forward_hook(hook))
+        elif callable(getattr(module, "functional_macs", None)):
+
+            def functional_hook(mod, inputs, output, name=name):
+                per_module[name] = per_module.get(name, 0) + int(
+                    mod.functional_macs(inputs[0], output)
+                )
+
+            handles.append(module.register_forward_hook(functional_hook))
     reference = next(model.parameters(), None)
     device = reference.device if reference is not None else torch.device("cpu")
     dtype = reference.dtype if reference is not None else torch.get_default_dtype()

@@ -97,6 +97,11 @@ class FixupBasicBlock(nn.Module):
             nn.init.zeros_(module.bias)
         nn.init.ones_(self.scale.scale)
 
+    @property
+    def residual_last(self) -> nn.Module:
+        """The branch's last layer (zero at init), for ``dlskills.init`` zero-init residual."""
+        return self.conv2
+
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]
