@@ -1,0 +1,142 @@
+"""``dlskills train``: train a model and write a run folder (config, metrics, checkpoints, curves,
+report). With no options: the small CNN on digits with the measured default recipe."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "train a model (default: the small CNN on digits) and write runs/<timestamp>/"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # every default is None: "not given", so a --config file's value is kept
+    what = parser.add_argument_group("what to train")
+    what.add_argument("--config", metavar="FILE", help="TOML or YAML file of config keys")
+    what.add_argument("--model", help="model name (cnn, mlp, resnet, ...)")
+    what.add_argument(
+        "--model-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="model_arg",
+        help="extra model keyword (repeatable), e.g. --model-arg width=32",
+    )
+    what.add_argument("--activation", help="activation by name (model keyword)")
+    what.add_argument("--norm", help="normalisation by name (model keyword)")
+    what.add_argument("--dropout", type=float, help="dropout probability (model keyword)")
+    what.add_argument("--init", help="initializer by name (dlskills.init)")
+    what.add_argument("--dataset", help="dataset name (default digits)")
+    what.add_argument("--data-dir", help="folder holding the dataset files, when it needs one")
+
+    how = parser.add_argument_group("how to train")
+    how.add_argument("--optimizer", help="optimizer name: any torch.optim class or zoo optimizer")
+    how.add_argument("--lr", type=float, help="learning rate")
+    how.add_argument("--weight-decay", type=float, help="weight decay")
+    how.add_argument("--momentum", type=float, help="momentum (optimizers that take one)")
+    how.add_argument(
+        "--opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra optimizer keyword (repeatable), e.g. --opt betas=0.9,0.99",
+    )
+    how.add_argument("--schedule", help="LR schedule: constant, cosine, linear, step")
+    how.add_argument("--warmup-steps", type=int, help="linear LR warm-up steps")
+    how.add_argument("--epochs", type=int, help="epochs to train")
+    how.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    how.add_argument("--batch-size", type=int, help="training batch size")
+    how.add_argument("--seed", type=int, help="random seed (data split, init, order, dropout)")
+    how.add_argument(
+        "--clip-grad-norm", type=float, metavar="MAX", help="clip the global gradient norm to MAX"
+    )
+    how.add_argument(
+        "--nan-policy",
+        choices=("stop", "rollback", "off"),
+        help="on a NaN/Inf loss or gradient: stop (default), roll back to the last "
+        "checkpoint with a lower LR, or do nothing",
+    )
+    how.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation loss",
+    )
+    how.add_argument("--device", help="torch device (default cpu)")
+    how.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the model (catalog 2002.03794)",
+    )
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
+    out.add_argument("--name", help="run folder name under runs/")
+    out.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the run folder RUN (or a checkpoint in it) exactly",
+    )
+    out.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="also save the last checkpoint every STEPS optimizer steps",
+    )
+    out.add_argument(
+        "--no-progress",
+        action="store_false",
+        dest="progress",
+        default=None,
+        help="no progress bar (it is also off when stdout is not a terminal)",
+    )
+    out.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log to TensorBoard (<run>/tensorboard)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from dlskills.train.config import KEYS, parse_assignment
+
+    given = {key: getattr(args, key) for key in KEYS if getattr(args, key, None) is not None}
+    for option, key in (("--opt", "opt"), ("--model-arg", "model_arg")):
+        pairs = getattr(args, key) or []
+        if pairs:
+            target = "opt" if key == "opt" else "model_args"
+            given[target] = dict(parse_assignment(text, option) for text in pairs)
+    return given
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlskills.train.config import make_config, read_config_file
+    from dlskills.train.runs import resume_run, train_run
+
+    overrides = _overrides(args)
+    if args.resume is not None:
+        if args.config is not None:
+            raise ValueError("--resume takes the run's own config; drop --config")
+        summary = resume_run(args.resume, overrides)
+    else:
+        file_config = read_config_file(args.config) if args.config else {}
+        for key in ("opt", "model_args"):  # tables merge key by key
+            if key in overrides and key in file_config:
+                overrides[key] = {**file_config[key], **overrides[key]}
+        config = make_config(file_config, overrides)
+        summary = train_run(config)
+    _print_summary(summary)
+    return 1 if summary["stop_reason"] in ("non_finite", "error") else 0
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    accuracy = summary.get("test_accuracy")
+    shown = f"{100 * accuracy:.2f} %" if accuracy is not None else "n/a"
+    print(
+        f"run {summary['run_dir']}: test accuracy {shown}, {summary['epochs']} epochs / "
+        f"{summary['steps']} steps in {summary['train_seconds']:.1f} s, "
+        f"{summary['parameters']:,} parameters, stop reason {summary['stop_reason']}"
+    )
+    if summary.get("stop_message"):
+        print(f"  {summary['stop_message']}")
+    print(f"  report: {summary['run_dir']}/report.md")

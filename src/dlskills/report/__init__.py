@@ -1,0 +1,1 @@
+"""Reports: the record of a training run (run_report) and the static catalog site."""

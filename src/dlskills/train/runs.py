@@ -1,0 +1,426 @@
+"""Run directories: build a whole training run from a TrainConfig, fit it, write its record, and
+read one back.
+
+A run directory (DESIGN.md) holds::
+
+    config.json      the full TrainConfig
+    metrics.csv      one row per epoch (CSVLogger)
+    checkpoints/     best.{json,safetensors} and last.{json,safetensors}
+    loss.png, accuracy.png, lr.png, report.md   (dlskills.report.run_report)
+    summary.json     results + environment (torch, python, platform, git commit, code hash)
+
+``train_run(config)`` does all of it and returns the summary; ``resume_run(run_dir)`` continues an
+interrupted run exactly from its last checkpoint; ``load_run(path)`` gives back the config, the
+model with the best checkpoint's weights, the data splits, the metrics rows and the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlskills._io import atomic_write_json
+from dlskills._seed import seed_everything
+from dlskills.train.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    GradClip,
+    LRMonitor,
+    ModelCheckpoint,
+    NaNGuard,
+    ProgressBar,
+)
+from dlskills.train.callbacks.csv_logger import read_metrics
+from dlskills.train.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
+from dlskills.train.config import TrainConfig, make_config
+from dlskills.train.trainer import Trainer
+
+# keys a resumed run may change: they do not alter what is computed, or only extend it
+RESUMABLE_OVERRIDES = frozenset({"epochs", "max_steps", "progress", "device", "tensorboard"})
+
+
+@dataclasses.dataclass
+class Components:
+    """What a config builds: data, model, optimizer, schedule and loss."""
+
+    splits: Any
+    train_loader: Any
+    val_loader: Any
+    test_loader: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: Any
+    total_steps: int
+
+
+def _named(key: str, build: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``build``; a ValueError (unknown name, bad argument) is re-raised naming the key."""
+    try:
+        return build(*args, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"config key {key!r}: {exc}") from exc
+
+
+def load_data(config: TrainConfig) -> Any:
+    from dlskills import data
+
+    kwargs = {"data_dir": config.data_dir} if config.data_dir else {}
+    return _named("dataset", data.load, config.dataset, seed=config.seed, **kwargs)
+
+
+def build_model(config: TrainConfig, splits: Any) -> nn.Module:
+    """The model named by the config, shaped for ``splits``, initialised by ``config.init``."""
+    from dlskills import models
+
+    options = {
+        key: getattr(config, key)
+        for key in ("activation", "norm", "dropout")
+        if getattr(config, key) is not None
+    }
+    options.update(config.model_args)
+    model = _named(
+        "model",
+        models.create,
+        config.model,
+        input_shape=tuple(splits.input_shape),
+        num_classes=splits.num_classes,
+        **options,
+    )
+    if config.init is not None:
+        from dlskills import init
+
+        entry = _named("init", init.INITIALIZERS.entry, config.init)
+        extra = {}
+        if entry.meta.get("needs_data"):
+            extra["data"] = splits.train.tensors[0][:256]
+        _named("init", init.apply, model, config.init, **extra)
+    return model
+
+
+def build(config: TrainConfig) -> Components:
+    """Seed, then build data, model, optimizer, LR schedule and loss from ``config``."""
+    from dlskills import optim
+    from dlskills.optim.schedules import build_schedule
+
+    seed_everything(config.seed)
+    splits = load_data(config)
+    train_loader, val_loader, test_loader = splits.loaders(config.batch_size, seed=config.seed)
+    model = build_model(config, splits)
+    optimizer_kwargs: dict[str, Any] = {"lr": config.lr}
+    if config.weight_decay is not None:
+        optimizer_kwargs["weight_decay"] = config.weight_decay
+    if config.momentum is not None:
+        optimizer_kwargs["momentum"] = config.momentum
+    optimizer_kwargs.update(config.opt)
+    optimizer = _named(
+        "optimizer", optim.create, config.optimizer, model.parameters(), **optimizer_kwargs
+    )
+    steps_by_epochs = config.epochs * len(train_loader) if config.epochs else None
+    total_steps = min(s for s in (steps_by_epochs, config.max_steps) if s is not None)
+    if config.warmup_steps >= total_steps:
+        raise ValueError(
+            f"config key 'warmup_steps' ({config.warmup_steps}) must be below the run's "
+            f"{total_steps} steps"
+        )
+    scheduler = _named(
+        "schedule",
+        build_schedule,
+        config.schedule,
+        optimizer,
+        total_steps,
+        warmup_steps=config.warmup_steps,
+    )
+    task = getattr(splits, "task", "classification")
+    loss_fn = nn.functional.cross_entropy if task == "classification" else nn.functional.mse_loss
+    return Components(
+        splits=splits,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        test_loader=test_loader,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=loss_fn,
+        total_steps=total_steps,
+    )
+
+
+def default_callbacks(config: TrainConfig) -> list[Callback]:
+    """The callbacks a config asks for, in firing order (guard before clipping)."""
+    callbacks: list[Callback] = []
+    if config.nan_policy != "off":
+        callbacks.append(NaNGuard(config.nan_policy))
+    if config.clip_grad_norm is not None:
+        callbacks.append(GradClip(config.clip_grad_norm))
+    callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
+    if config.early_stopping is not None:
+        callbacks.append(EarlyStopping(config.early_stopping, monitor="val_loss"))
+    callbacks.append(ModelCheckpoint(every_n_steps=config.checkpoint_every))
+    if config.tensorboard:
+        from dlskills.train.callbacks.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger())
+    callbacks.append(ProgressBar(enabled=None if config.progress else False))
+    return callbacks
+
+
+def new_run_dir(config: TrainConfig, root: str | os.PathLike[str] = "runs") -> Path:
+    """``config.out`` if given, else ``runs/<name>`` or ``runs/<timestamp>`` (made unique)."""
+    if config.out is not None:
+        return Path(config.out)
+    base = Path(root) / (config.name or time.strftime("%Y%m%d-%H%M%S"))
+    candidate, suffix = base, 1
+    while candidate.exists():
+        suffix += 1
+        candidate = base.with_name(f"{base.name}-{suffix}")
+    return candidate
+
+
+def _make_trainer(
+    config: TrainConfig, parts: Components, run_dir: Path, extra: list[Callback]
+) -> Trainer:
+    if config.compile:
+        parts.model.compile()  # in place: state_dict keys stay those of the plain model
+    return Trainer(
+        parts.model,
+        parts.optimizer,
+        parts.loss_fn,
+        parts.train_loader,
+        parts.val_loader,
+        [*default_callbacks(config), *extra],
+        max_epochs=config.epochs,
+        max_steps=config.max_steps,
+        scheduler=parts.scheduler,
+        seed=config.seed,
+        device=config.device,
+        run_dir=run_dir,
+        config=config.to_dict(),
+    )
+
+
+def train_run(
+    config: TrainConfig, *, callbacks: Sequence[Callback] = (), run_dir: Path | None = None
+) -> dict[str, Any]:
+    """Train a fresh run from ``config`` into a new run directory; returns its summary."""
+    run_dir = run_dir or new_run_dir(config)
+    if (run_dir / "checkpoints").exists():
+        raise ValueError(
+            f"run folder {run_dir} already holds checkpoints; pick another --out or resume it "
+            "with --resume"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", config.to_dict())
+    parts = build(config)
+    trainer = _make_trainer(config, parts, run_dir, list(callbacks))
+    trainer.fit()
+    return finish_run(trainer, parts, config, run_dir)
+
+
+def resume_run(
+    path: str | os.PathLike[str],
+    overrides: dict[str, Any] | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Continue the run at ``path`` (a run directory, or a checkpoint inside one) exactly from
+    its last checkpoint. ``overrides`` may only change RESUMABLE_OVERRIDES keys."""
+    run_dir, checkpoint = _locate(path)
+    saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    changed = sorted(k for k, v in (overrides or {}).items() if v is not None and saved.get(k) != v)
+    forbidden = [k for k in changed if k not in RESUMABLE_OVERRIDES]
+    if forbidden:
+        raise ValueError(
+            f"cannot change {', '.join(repr(k) for k in forbidden)} when resuming (only "
+            f"{', '.join(sorted(RESUMABLE_OVERRIDES))} may change)"
+        )
+    config = make_config(saved, {k: overrides[k] for k in changed})
+    atomic_write_json(run_dir / "config.json", config.to_dict())
+    parts = build(config)
+    trainer = _make_trainer(config, parts, run_dir, list(callbacks))
+    trainer.fit(resume_from=checkpoint)
+    return finish_run(trainer, parts, config, run_dir)
+
+
+def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(run directory, checkpoint) for a run directory or a checkpoint path."""
+    path = Path(path)
+    if path.is_dir():
+        checkpoint = path / "checkpoints" / "last"
+        run_dir = path
+    else:
+        checkpoint = checkpoint_paths(path)[0].with_suffix("")
+        run_dir = checkpoint.parent.parent
+    if not checkpoint_paths(checkpoint)[0].is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}.json to resume from")
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    return run_dir, checkpoint
+
+
+def finish_run(
+    trainer: Trainer, parts: Components, config: TrainConfig, run_dir: Path
+) -> dict[str, Any]:
+    """Evaluate the best checkpoint on the test split; write summary.json, plots and report.md."""
+    from dlskills.report.run_report import write_run_report
+
+    best = run_dir / "checkpoints" / "best"
+    weights = best if checkpoint_paths(best)[0].is_file() else None
+    if weights is not None:
+        load_model_weights(parts.model, weights)
+    test = trainer.evaluate(parts.test_loader)
+    checkpointer = trainer.find_callback(ModelCheckpoint)
+    val_accuracies = [row["val_accuracy"] for row in trainer.history if "val_accuracy" in row]
+    summary = {
+        "test_accuracy": test.get("accuracy"),
+        "test_loss": test.get("loss"),
+        "best_val_accuracy": max(val_accuracies) if val_accuracies else None,
+        "best_epoch": checkpointer.best_epoch if checkpointer else None,
+        "epochs": len(trainer.history),
+        "steps": trainer.step,
+        "train_seconds": round(trainer.train_seconds, 3),
+        "parameters": sum(p.numel() for p in parts.model.parameters()),
+        "seed": config.seed,
+        "stop_reason": trainer.stop_reason.value if trainer.stop_reason else None,
+        "stop_message": trainer.stop_message,
+        "evaluated_checkpoint": "best" if weights is not None else "final",
+        "model": config.model,
+        "dataset": config.dataset,
+        "optimizer": config.optimizer,
+        "run_dir": str(run_dir),
+        "environment": environment(),
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    lr_monitor = trainer.find_callback(LRMonitor)
+    write_run_report(
+        run_dir,
+        config=config.to_dict(),
+        summary=summary,
+        history=trainer.history,
+        lr_history=lr_monitor.history if lr_monitor else None,
+    )
+    return summary
+
+
+def load_model_weights(model: nn.Module, checkpoint: str | os.PathLike[str]) -> nn.Module:
+    """Load the model tensors of a checkpoint into ``model`` (strict)."""
+    _, tensors = load_checkpoint(checkpoint)
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit the model: {exc}") from exc
+    return model
+
+
+def environment() -> dict[str, Any]:
+    """Versions and code identity recorded with every run (airbench-style)."""
+    import numpy
+
+    import dlskills
+
+    return {
+        "dlskills": dlskills.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "git_commit": _git_commit(),
+        "code_hash": code_hash(),
+    }
+
+
+def code_hash() -> str:
+    """sha256 over the dlskills package's Python sources (works without git, e.g. a wheel)."""
+    import dlskills
+
+    root = Path(dlskills.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _git_commit() -> str | None:
+    import dlskills
+
+    source = Path(dlskills.__file__).parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A finished (or interrupted) run read back from its folder."""
+
+    path: Path
+    config: dict[str, Any]
+    model: nn.Module
+    splits: Any
+    metrics: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def load_run(path: str | os.PathLike[str]) -> LoadedRun:
+    """Read the run folder ``path``: config, the model with the best checkpoint's weights (the
+    last checkpoint's when there is no best), the data splits, metrics rows and summary."""
+    run_dir = Path(path)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    config_dict = json.loads(config_path.read_text(encoding="utf-8"))
+    config = make_config(config_dict)
+    seed_everything(config.seed)
+    splits = load_data(config)
+    model = build_model(config, splits)
+    checkpoint = next(
+        (
+            run_dir / "checkpoints" / name
+            for name in ("best", "last")
+            if checkpoint_paths(run_dir / "checkpoints" / name)[0].is_file()
+        ),
+        None,
+    )
+    if checkpoint is None:
+        raise FileNotFoundError(f"run folder {run_dir} has no checkpoint")
+    load_model_weights(model, checkpoint)
+    model.eval()
+    metrics_path = run_dir / "metrics.csv"
+    summary_path = run_dir / "summary.json"
+    return LoadedRun(
+        path=run_dir,
+        config=config.to_dict(),
+        model=model,
+        splits=splits,
+        metrics=read_metrics(metrics_path) if metrics_path.is_file() else [],
+        summary=json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else {},
+    )
