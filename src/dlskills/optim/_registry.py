@@ -1,10 +1,16 @@
 """The optimizer registry. Each optimizer file registers its class with ``register_optimizer``.
 
 Metadata keys (they drive the shared conformance tests, the CLI listing and the benchmark):
-  needs_closure (bool)   step() must be given a closure
+  needs_closure (bool)    step() must be given a closure
+  closure (str)           the closure's kind when needed: "backward" (torch's convention,
+                          default), "graph" or "residuals" (see test_functions.closure_for)
   supports_foreach (bool) has a ``torch._foreach_*`` path next to the for-loop reference
   elementwise (bool)      per-coordinate update (benchmarked against torch Adam)
   test_function (str)     a function of dlskills.optim.test_functions it provably handles
+  test_kwargs (dict)      hyper-parameters for that test (and the conformance problems)
+  test_steps (int)        steps it needs there (default 500)
+  test_tolerance (float)  bound on f(θ_T) − f(θ*) it must reach (default 1e-3)
+  lr_argument (str)       name of the learning-rate argument when it is not ``lr``
   reference (str)         peer package implementing the same algorithm, e.g. "adabound"
 """
 

@@ -76,7 +76,7 @@ def _register_classics() -> None:
         ("momentum", momentum_sgd, "qian-1999", ("heavy_ball",), {"lr": 0.01}),
         ("nesterov", nesterov_sgd, "1609.04747", ("nag",), {"lr": 0.01}),
         ("adagrad", optim.Adagrad, "duchi-2011", (), {"lr": 0.5}),
-        ("adadelta", optim.Adadelta, "1212.5701", (), {"lr": 20.0}),
+        ("adadelta", optim.Adadelta, "1212.5701", (), {"lr": 1.0}),
         ("rmsprop", optim.RMSprop, "1609.04747", (), {"lr": 0.01}),
         ("adam", optim.Adam, "1412.6980", (), {"lr": 0.05}),
         ("amsgrad", amsgrad, "1412.6980", (), {"lr": 0.05}),

@@ -125,6 +125,7 @@ def storm(
     elementwise=True,
     test_function="ill_conditioned_quadratic",
     test_kwargs={"k": 1.0, "w": 10.0, "c": 100.0},
+    lr_argument="k",
     test_steps=600,
     test_tolerance=1e-3,
 )

@@ -1,0 +1,173 @@
+"""Shared conformance suite: every OPTIMIZERS entry is tested here just by being registered.
+
+Checks per entry (metadata keys documented in dlskills.optim._registry):
+  * a step runs and changes the parameters;
+  * the foreach and for-loop paths agree to 1e-6 after 10 steps (``supports_foreach``);
+  * state_dict saved mid-run and loaded into a fresh optimizer continues identically;
+  * convergence on the entry's ``test_function`` within ``test_tolerance`` of the minimum value
+    after ``test_steps`` steps with ``test_kwargs`` (float64);
+  * float64 parameters and their per-element state stay float64;
+  * a negative learning rate raises ValueError naming it.
+The multi-tensor problem is least squares, Σᵢ ½‖Aᵢpᵢ − bᵢ‖², so every closure kind the
+registry knows ("backward", "graph", "residuals") can be served.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+
+import pytest
+import torch
+
+from dlskills.optim import OPTIMIZERS
+from dlskills.optim import test_functions as tf
+
+NAMES = OPTIMIZERS.names()
+SHAPES = [(3,), (4, 5), (2, 3, 2), (6,)]
+
+
+def _problem(dtype: torch.dtype = torch.float32, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    params, targets = [], []
+    for shape in SHAPES:
+        numel = torch.Size(shape).numel()
+        a = torch.randn(numel, numel, generator=generator, dtype=torch.float64) / numel**0.5
+        a = a + torch.eye(numel, dtype=torch.float64)
+        b = torch.randn(numel, generator=generator, dtype=torch.float64)
+        p = torch.randn(shape, generator=generator, dtype=torch.float64)
+        params.append(p.to(dtype).requires_grad_())
+        targets.append((a.to(dtype), b.to(dtype)))
+    return params, targets
+
+
+def _residuals(params, targets):
+    return torch.cat([a @ p.reshape(-1) - b for p, (a, b) in zip(params, targets)])
+
+
+def _make_closure(kind: str, params, targets):
+    def backward_closure():
+        for p in params:
+            p.grad = None
+        loss = 0.5 * _residuals(params, targets).square().sum()
+        loss.backward()
+        return loss.detach()
+
+    def graph_closure():
+        r = _residuals(params, targets)
+        return 0.5 * r.square().sum(), r
+
+    closures = {
+        "backward": backward_closure,
+        "graph": graph_closure,
+        "residuals": lambda: _residuals(params, targets),
+    }
+    return closures[kind]
+
+
+def _run(entry, optimizer, params, targets, steps: int) -> None:
+    closure = _make_closure(entry.meta.get("closure", "backward"), params, targets)
+    for _ in range(steps):
+        if entry.meta.get("needs_closure", False):
+            optimizer.step(closure)
+        else:
+            closure()
+            optimizer.step()
+
+
+def _kwargs(entry) -> dict:
+    """Hyper-parameters that keep the least-squares problem stable (the test kwargs)."""
+    return dict(entry.meta.get("test_kwargs", {}))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_is_complete(name):
+    entry = OPTIMIZERS.entry(name)
+    for key in ("needs_closure", "supports_foreach", "elementwise", "test_function"):
+        assert key in entry.meta, f"{name} lacks metadata {key!r}"
+    assert entry.meta["test_function"] in tf.FUNCTIONS
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_step_changes_parameters(name):
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    before = [p.detach().clone() for p in params]
+    optimizer = entry.obj(params, **_kwargs(entry))
+    _run(entry, optimizer, params, targets, steps=2)
+    assert all(torch.isfinite(p).all() for p in params)
+    assert any(not torch.equal(b, p.detach()) for b, p in zip(before, params))
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if OPTIMIZERS.entry(n).meta.get("supports_foreach")]
+)
+def test_foreach_matches_for_loop(name):
+    entry = OPTIMIZERS.entry(name)
+    results = []
+    for foreach in (False, True):
+        params, targets = _problem()
+        optimizer = entry.obj(params, foreach=foreach, **_kwargs(entry))
+        _run(entry, optimizer, params, targets, steps=10)
+        results.append([p.detach() for p in params])
+    for loop, multi in zip(*results):
+        torch.testing.assert_close(multi, loop, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip_continues_identically(name):
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    optimizer = entry.obj(params, **_kwargs(entry))
+    _run(entry, optimizer, params, targets, steps=5)
+    saved_state = copy.deepcopy(optimizer.state_dict())
+    clone = [p.detach().clone().requires_grad_() for p in params]
+    restored = entry.obj(clone, **_kwargs(entry))
+    restored.load_state_dict(saved_state)
+    _run(entry, optimizer, params, targets, steps=5)
+    _run(entry, restored, clone, targets, steps=5)
+    for p, q in zip(params, clone):
+        torch.testing.assert_close(q.detach(), p.detach(), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_converges_on_its_test_function(name):
+    entry = OPTIMIZERS.entry(name)
+    function = tf.get(entry.meta["test_function"])
+    steps = entry.meta.get("test_steps", 500)
+    tolerance = entry.meta.get("test_tolerance", 1e-3)
+    path = tf.run_trajectory(name, function, steps, **_kwargs(entry))
+    final = function.mean_value(path[-1])
+    if function.minimum is None:  # a saddle: it must escape downhill
+        assert final <= function.mean_value(path[0]) - 1.0
+    else:
+        best = function.mean_value(torch.tensor(function.minimum, dtype=torch.float64))
+        assert final - best <= tolerance, f"{name}: f - f* = {float(final - best):.3g}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_parameters_and_state_stay_float64(name):
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem(torch.float64)
+    optimizer = entry.obj(params, **_kwargs(entry))
+    _run(entry, optimizer, params, targets, steps=3)
+    assert all(p.dtype == torch.float64 for p in params)
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            # 0-d bookkeeping scalars (torch's step, ASGD's eta, NAdam's mu_product) may be float32
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > 0:
+                assert value.dtype == torch.float64, f"{name}: state {key!r} is {value.dtype}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_negative_learning_rate_raises_value_error(name):
+    entry = OPTIMIZERS.entry(name)
+    argument = entry.meta.get("lr_argument", "lr")
+    if argument not in inspect.signature(entry.obj).parameters:
+        pytest.skip(f"{name} has no {argument!r} argument (set lr_argument in its metadata)")
+    params, _ = _problem()
+    kwargs = {**_kwargs(entry), argument: -1.0}
+    pattern = "learning rate" if argument == "lr" else re.escape(argument)
+    with pytest.raises(ValueError, match=rf"(?i)({pattern}|\b{re.escape(argument)}\b)"):
+        entry.obj(params, **kwargs)
