@@ -48,8 +48,6 @@ def test_round_trip_keeps_types_and_bits(tmp_path):
 
 
 def test_optimizer_resumes_identically_from_loaded_state(tmp_path):
-    params = [torch.nn.Parameter(torch.ones(3))]
-    optimizer = torch.optim.Adam(params, lr=0.1)
     save_checkpoint(tmp_path / "ck", {"opt": adam_state()})
     state, _ = load_checkpoint(tmp_path / "ck")
     twin = [torch.nn.Parameter(torch.ones(3, 2)), torch.nn.Parameter(torch.ones(4))]

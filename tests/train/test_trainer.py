@@ -196,9 +196,10 @@ def test_resume_is_bit_exact(make_trainer, tmp_path, save_every, crash_at):
     resumed.fit(resume_from=tmp_path / "crash" / "checkpoints" / "last")
     ref, got = reference.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(ref[k], got[k]) for k in ref)
-    ref_opt, got_opt = reference.optimizer.state_dict(), resumed.optimizer.state_dict()
-    assert all(torch.equal(ref_opt["state"][0][k], got_opt["state"][0][k]) for k in ("exp_avg",))
-    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in reference.history]
+    ref_moments = reference.optimizer.state_dict()["state"][0]["exp_avg_sq"]
+    assert torch.equal(resumed.optimizer.state_dict()["state"][0]["exp_avg_sq"], ref_moments)
+    losses = [row["train_loss"] for row in reference.history]
+    assert [row["train_loss"] for row in resumed.history] == losses
     assert resumed.step == reference.step == 18
     # the remaining batches were read, the consumed ones were not (6 batches of 16 per epoch)
     last_save = (crash_at // save_every) * save_every
