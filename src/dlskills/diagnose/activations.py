@@ -1,0 +1,399 @@
+"""Activation statistics, dead and saturated units, entropy and mutual information with the labels
+(catalog 1905.08618).
+
+"Neurons Activation Visualization and Information Theoretic Analysis" (2019) looks inside a net
+through the distribution of each layer's activations: heat maps of the activations by class,
+their entropy, and how much information about the label each layer carries. Per probe layer
+(activation modules by default) and unit k (a feature, or a conv channel averaged over space):
+
+    mean, std                      over examples (and positions)
+    dead_k       = [max_n a_nk - min_n a_nk ≤ ε]       the unit is constant on the sample: a ReLU
+                                                       that never fires, a sigmoid stuck at 0 or 1
+    saturated    = fraction of outputs within 2% of a bounded activation's range ends
+    H(A_k)       = -Σ_b p_b log2 p_b                  over B equal-width bins of the unit's range
+    I(A_k; Y)    = H(A_k) - Σ_c p(c) H(A_k | Y = c)   the plug-in (binning) estimate, in bits
+
+The layer's entropy and mutual information are the means over its units. Binning estimators are
+biased upwards by about (B - 1)(C - 1)/(2 N ln 2) bits for N examples and C classes; the value is
+reported as measured and is meant for comparing layers and training stages with the same N.
+
+``ActivationStatsCallback(every=50)`` attaches hooks only on sampled steps (a forward hook costs
+~1.15x a step), reduces on the device, and removes its hooks on every path out of a step and at
+fit end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from dlskills.diagnose._hooks import (
+    ActivationRecorder,
+    check_positive_int,
+    concat_batches,
+    detached_copy,
+    model_device,
+    probe_modules,
+    set_diagnostic_mode,
+    take_batches,
+)
+from dlskills.diagnose.doctor import Check, grade
+from dlskills.train.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from dlskills.train.trainer import Trainer
+
+# Dead units: a few percent of dead ReLUs is normal; when a tenth of a layer is constant the
+# learning rate or bias init is suspect, and a layer half dead has lost half of its width.
+DEAD_WARN = 0.10
+DEAD_FAIL = 0.50
+# Saturation: outputs pinned at the bounds of sigmoid/tanh pass (almost) no gradient.
+SATURATED_WARN = 0.20
+SATURATED_FAIL = 0.50
+SATURATION_MARGIN = 0.02
+# A unit whose range on the sample is below this (relative to the layer's scale) is constant.
+DEAD_TOLERANCE = 1e-6
+
+# Output ranges of bounded activations: (low, high).
+_BOUNDS: dict[type[nn.Module], tuple[float, float]] = {
+    nn.Sigmoid: (0.0, 1.0),
+    nn.Hardsigmoid: (0.0, 1.0),
+    nn.Tanh: (-1.0, 1.0),
+    nn.Hardtanh: (-1.0, 1.0),
+    nn.Softsign: (-1.0, 1.0),
+    nn.ReLU6: (0.0, 6.0),
+}
+
+
+def _bounds(module: nn.Module) -> tuple[float, float] | None:
+    if isinstance(module, nn.Hardtanh):  # also ReLU6
+        return float(module.min_val), float(module.max_val)
+    for kind, bounds in _BOUNDS.items():
+        if isinstance(module, kind):
+            return bounds
+    return None
+
+
+def _units(output: torch.Tensor) -> torch.Tensor:
+    """(examples, units): conv channels are averaged over their positions."""
+    if output.dim() <= 1:
+        return output.reshape(-1, 1).float()
+    if output.dim() == 2:
+        return output.float()
+    return output.float().flatten(2).mean(dim=2)
+
+
+def _unit_samples(output: torch.Tensor) -> torch.Tensor:
+    """(samples, units): every position of a conv channel counts as a sample of that unit."""
+    if output.dim() <= 2:
+        return output.reshape(output.shape[0], -1).float()
+    return output.float().transpose(0, 1).flatten(1).T
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    name: str
+    units: int
+    mean: float
+    std: float
+    dead_fraction: float
+    saturated_fraction: float | None
+    entropy_bits: float
+    mutual_information_bits: float
+    class_means: torch.Tensor  # (classes, units): the heat map
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "units": self.units,
+            "mean": self.mean,
+            "std": self.std,
+            "dead_fraction": self.dead_fraction,
+            "saturated_fraction": self.saturated_fraction,
+            "entropy_bits": self.entropy_bits,
+            "mutual_information_bits": self.mutual_information_bits,
+        }
+
+
+def _binned(units: torch.Tensor, bins: int) -> torch.Tensor:
+    """Bin index of every value, equal-width bins over each unit's own range."""
+    low = units.min(dim=0).values
+    span = (units.max(dim=0).values - low).clamp_min(1e-12)
+    return ((units - low) / span * bins).long().clamp_(0, bins - 1)
+
+
+def _entropy_bits(counts: torch.Tensor) -> torch.Tensor:
+    """Entropy in bits of the last dimension's histogram(s)."""
+    total = counts.sum(dim=-1, keepdim=True).clamp_min(1)
+    p = counts / total
+    return -(p * torch.log2(p.clamp_min(1e-30))).sum(dim=-1)
+
+
+def entropy_and_mutual_information(
+    units: torch.Tensor, labels: torch.Tensor, bins: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit H(A_k) and I(A_k; Y) in bits by binning (vectorised over units and classes)."""
+    n, k = units.shape
+    index = _binned(units, bins)  # (n, k)
+    classes = int(labels.max()) + 1
+    offsets = torch.arange(k, device=units.device) * bins
+    joint = torch.zeros(classes, k * bins, device=units.device)
+    joint.index_put_(
+        (labels.long().repeat_interleave(k), (index + offsets).flatten()),
+        torch.ones(n * k, device=units.device),
+        accumulate=True,
+    )
+    joint = joint.view(classes, k, bins)
+    marginal = joint.sum(dim=0)  # (k, bins)
+    entropy = _entropy_bits(marginal)
+    class_prior = joint.sum(dim=(1, 2)) / (n * k)  # p(c): each example is counted k times
+    conditional = (_entropy_bits(joint) * class_prior[:, None]).sum(dim=0)
+    return entropy, entropy - conditional
+
+
+def _layer_stats(
+    name: str, output: torch.Tensor, labels: torch.Tensor, module: nn.Module, bins: int
+) -> LayerStats:
+    samples = _unit_samples(output)
+    spread = samples.max(dim=0).values - samples.min(dim=0).values
+    scale = samples.abs().max().clamp_min(1.0)
+    dead = spread <= DEAD_TOLERANCE * scale
+    bounds = _bounds(module)
+    saturated = None
+    if bounds is not None:
+        low, high = bounds
+        margin = SATURATION_MARGIN * (high - low)
+        saturated = float(((samples <= low + margin) | (samples >= high - margin)).float().mean())
+    units = _units(output)
+    entropy, information = entropy_and_mutual_information(units, labels, bins)
+    classes = int(labels.max()) + 1
+    class_means = torch.zeros(classes, units.shape[1], device=units.device)
+    class_means.index_add_(0, labels.long(), units)
+    class_means /= torch.bincount(labels.long(), minlength=classes).clamp_min(1)[:, None]
+    return LayerStats(
+        name=name,
+        units=units.shape[1],
+        mean=float(samples.mean()),
+        std=float(samples.std()),
+        dead_fraction=float(dead.float().mean()),
+        saturated_fraction=saturated,
+        entropy_bits=float(entropy.mean()),
+        mutual_information_bits=float(information.mean()),
+        class_means=class_means.cpu(),
+    )
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    layers: list[LayerStats]
+    num_examples: int
+
+    def checks(self) -> list[Check]:
+        worst_dead = max(self.layers, key=lambda s: s.dead_fraction)
+        checks = [
+            grade(
+                "dead_units",
+                worst_dead.dead_fraction,
+                warn=DEAD_WARN,
+                fail=DEAD_FAIL,
+                what=f"fraction of constant (dead) units in {worst_dead.name} "
+                f"(over {self.num_examples} examples)",
+            )
+        ]
+        bounded = [s for s in self.layers if s.saturated_fraction is not None]
+        if bounded:
+            worst = max(bounded, key=lambda s: s.saturated_fraction or 0.0)
+            checks.append(
+                grade(
+                    "saturated_units",
+                    worst.saturated_fraction or 0.0,
+                    warn=SATURATED_WARN,
+                    fail=SATURATED_FAIL,
+                    what=f"fraction of outputs at the activation bounds in {worst.name}",
+                )
+            )
+        return checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_examples": self.num_examples, "layers": [s.to_dict() for s in self.layers]}
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Heat maps of the class-conditional mean activation (class x unit) per layer, and the
+        entropy / mutual information per layer."""
+        from dlskills._plot import new_figure, save_figure
+
+        shown = self.layers[:8]
+        fig, axes = new_figure(1, len(shown) + 1, size=(3.2, 3.2))
+        for ax, stats in zip(axes[0], shown):
+            image = ax.imshow(stats.class_means, aspect="auto", cmap="viridis")
+            ax.set(
+                xlabel="unit", ylabel="class", title=f"{stats.name}\ndead {stats.dead_fraction:.0%}"
+            )
+            fig.colorbar(image, ax=ax, fraction=0.05)
+        ax = axes[0, -1]
+        depth = range(1, len(self.layers) + 1)
+        ax.plot(depth, [s.entropy_bits for s in self.layers], marker="o", label="H(A) bits")
+        ax.plot(
+            depth, [s.mutual_information_bits for s in self.layers], marker="s", label="I(A;Y) bits"
+        )
+        ax.set(xlabel="probe layer", title="Information per unit")
+        ax.legend(fontsize=7)
+        return save_figure(fig, path)
+
+
+def activation_stats(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    num_batches: int = 2,
+    bins: int = 16,
+    layers: Sequence[str] | None = None,
+) -> ActivationStats:
+    """Per-layer activation statistics on the first ``num_batches`` batches (on a copy)."""
+    check_positive_int(bins, "bins", minimum=2)
+    probe = set_diagnostic_mode(detached_copy(model))
+    x, y = concat_batches(take_batches(loader, num_batches, model_device(probe)))
+    if y.dtype.is_floating_point or y.dim() != 1:
+        raise ValueError("loader: activation statistics need integer class labels (N,)")
+    modules = probe_modules(probe, layers)
+    by_name = dict(modules)
+    recorder = ActivationRecorder(modules, lambda _, out: out)
+    with torch.no_grad(), recorder:
+        probe(x)
+    stats = [
+        _layer_stats(label, output, y, by_name[label.split("#")[0]], bins)
+        for label, output in recorder.records
+    ]
+    if not stats:
+        raise ValueError("layers: none of the probed modules ran in the forward pass")
+    return ActivationStats(layers=stats, num_examples=len(x))
+
+
+class ActivationStatsCallback(Callback):
+    """Every ``every`` steps: per-layer mean, std, dead and saturated fractions of the training
+    batch's activations, recorded on the device and moved to the CPU at fit end.
+
+    ``history`` is a list of {"step", "layers", "mean", "std", "dead_fraction",
+    "saturated_fraction"} (per-layer lists). A heat-map plot (layer x sampled step) goes to
+    ``trainer.run_dir/activations.png`` at fit end when the trainer has a run directory.
+    """
+
+    def __init__(
+        self, every: int = 50, *, layers: Sequence[str] | None = None, plot: bool = True
+    ) -> None:
+        self.every = check_positive_int(every, "every")
+        self.layer_names = list(layers) if layers is not None else None
+        self.plot_at_end = plot
+        self.history: list[dict[str, Any]] = []
+        self.figure: Path | None = None
+        self._recorder: ActivationRecorder | None = None
+        self._bounds: dict[str, tuple[float, float] | None] = {}
+        self._pending: list[tuple[int, list[str], torch.Tensor]] = []
+        self._sampled_step = 0
+
+    def _reduce(self, name: str, output: torch.Tensor) -> torch.Tensor:
+        """(mean, std, dead fraction, saturated fraction or NaN) of one output, on its device."""
+        samples = _unit_samples(output)
+        spread = samples.max(dim=0).values - samples.min(dim=0).values
+        scale = samples.abs().max().clamp_min(1.0)
+        dead = (spread <= DEAD_TOLERANCE * scale).float().mean()
+        bounds = self._bounds.get(name)
+        if bounds is None:
+            saturated = torch.full_like(dead, float("nan"))
+        else:
+            margin = SATURATION_MARGIN * (bounds[1] - bounds[0])
+            at_bounds = (samples <= bounds[0] + margin) | (samples >= bounds[1] - margin)
+            saturated = at_bounds.float().mean()
+        return torch.stack((samples.mean(), samples.std(), dead, saturated))
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        modules = probe_modules(trainer.model, self.layer_names)
+        self._bounds = {name: _bounds(module) for name, module in modules}
+        self._recorder = ActivationRecorder(modules, self._reduce)
+
+    def on_batch_start(self, trainer: Trainer) -> None:
+        if self._recorder is not None and trainer.step % self.every == 0:
+            self._sampled_step = int(trainer.step)
+            self._recorder.__enter__()
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        self._collect()
+
+    def on_batch_end(self, trainer: Trainer) -> None:
+        self._collect()
+
+    def _collect(self) -> None:
+        recorder = self._recorder
+        if recorder is None or not recorder._handles:
+            return
+        recorder.remove()
+        if recorder.records:
+            labels = [label for label, _ in recorder.records]
+            values = torch.stack([value for _, value in recorder.records])  # (layers, 4)
+            self._pending.append((self._sampled_step, labels, values))
+        recorder.clear()
+
+    def records(self) -> list[dict[str, Any]]:
+        for step, labels, values in self._pending:
+            rows = values.cpu().tolist()
+            self.history.append(
+                {
+                    "step": step,
+                    "layers": labels,
+                    "mean": [r[0] for r in rows],
+                    "std": [r[1] for r in rows],
+                    "dead_fraction": [r[2] for r in rows],
+                    "saturated_fraction": [None if math.isnan(r[3]) else r[3] for r in rows],
+                }
+            )
+        self._pending.clear()
+        return self.history
+
+    def on_exception(self, trainer: Trainer, exc: BaseException) -> None:
+        if self._recorder is not None:
+            self._recorder.remove()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self._recorder is not None:
+            self._recorder.remove()
+            self._recorder.clear()
+        self.records()
+        run_dir = getattr(trainer, "run_dir", None)
+        if self.plot_at_end and run_dir is not None and self.history:
+            self.figure = self.plot(Path(run_dir) / "activations.png")
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Heat maps (probe layer x sampled step) of the activation std and the dead fraction."""
+        from dlskills._plot import new_figure, save_figure
+
+        rows = self.records()
+        if not rows:
+            raise ValueError("ActivationStatsCallback: nothing sampled yet")
+        width = min(len(r["layers"]) for r in rows)
+        std = torch.tensor([r["std"][:width] for r in rows]).T
+        dead = torch.tensor([r["dead_fraction"][:width] for r in rows]).T
+        fig, axes = new_figure(1, 2, size=(5.5, 4.0))
+        steps = [r["step"] for r in rows]
+        extent = (steps[0], steps[-1] if len(steps) > 1 else steps[0] + 1, width - 0.5, -0.5)
+        for ax, values, title in (
+            (axes[0, 0], std.clamp_min(1e-12).log10(), "log10 std"),
+            (axes[0, 1], dead, "dead fraction"),
+        ):
+            image = ax.imshow(values, aspect="auto", cmap="magma", extent=extent)
+            ax.set(xlabel="step", ylabel="probe layer", title=f"Activations: {title}")
+            fig.colorbar(image, ax=ax)
+        return save_figure(fig, path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"every": self.every, "history": self.records()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.every = int(state.get("every", self.every))
+        self.history = list(state.get("history", []))

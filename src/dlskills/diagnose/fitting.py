@@ -1,0 +1,297 @@
+"""Over- and underfitting verdicts from learning curves (catalog underfitting, zhihu-12-tricks).
+
+Given per-epoch rows (``train_loss``, ``val_loss`` and, for classification, ``train_accuracy``,
+``val_accuracy``; a Trainer's ``history`` or a run's metrics.csv), ``analyse_fit`` measures:
+
+* generalisation gap  G = train_accuracy - val_accuracy at the last row (without accuracies:
+  (val_loss - train_loss) / val_loss), its trend (least-squares slope over the second half of
+  the rows) and how far the validation loss has climbed above its minimum,
+  R = val_loss_last / min(val_loss) - 1;
+* underfitting ratio  U = train_loss_last / L₀, where the capacity baseline L₀ is the loss of the
+  best constant predictor — the entropy of the class prior (ln C for balanced classes) for
+  classification, the variance of the targets for regression — and whether the training loss has
+  plateaued: its relative decrease over the last third of the rows is below 5%.
+
+Verdicts: overfitting FAILs when G > 0.2 or the validation loss rose R > 25% while the gap grows,
+WARNs at G > 0.08 or R > 10%. Underfitting FAILs when U > 0.9 (the model is barely better than a
+constant), WARNs when U > 0.5 (and says whether it has plateaued — add capacity — or is still
+falling — train longer).
+
+``short_fit`` produces such rows when no curves exist: it trains a deep copy of the model for a
+fixed number of Adam steps and evaluates it at evenly spaced points (the doctor's budget).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlskills.diagnose._hooks import check_positive_int, model_device
+from dlskills.diagnose.doctor import Check, grade
+
+# Overfitting: a train/val accuracy gap of 8 points is noticeable on small data, 20 points means
+# the model memorises (random labels drive it to 1 - 1/C).
+GAP_WARN = 0.08
+GAP_FAIL = 0.20
+# Validation loss climbing above its minimum while the training loss falls is the classic
+# early-stopping signal (Prechelt's generalisation loss GL = 100 (E_va / E_opt - 1)).
+VAL_RISE_WARN = 0.10
+VAL_RISE_FAIL = 0.25
+# Underfitting: training loss as a fraction of the constant predictor's loss.
+UNDERFIT_WARN = 0.5
+UNDERFIT_FAIL = 0.9
+# Relative decrease of the training loss over the last third of the curve below which the curve
+# counts as a plateau.
+PLATEAU_TOLERANCE = 0.05
+
+
+def _column(rows: Sequence[Mapping[str, Any]], key: str) -> list[float] | None:
+    values = []
+    for row in rows:
+        value = row.get(key)
+        if value in (None, ""):
+            return None
+        values.append(float(value))
+    return values
+
+
+def _slope(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    y = torch.tensor(values, dtype=torch.float64)
+    x = torch.arange(len(values), dtype=torch.float64)
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
+@dataclass(frozen=True)
+class FitAnalysis:
+    rows: list[dict[str, float]]
+    baseline_loss: float | None
+    gap: float
+    gap_kind: str
+    gap_slope: float
+    val_rise: float
+    underfit_ratio: float | None
+    plateaued: bool
+
+    def checks(self) -> list[Check]:
+        overfit = grade(
+            "overfitting",
+            self.gap,
+            warn=GAP_WARN,
+            fail=GAP_FAIL,
+            what=f"generalisation gap ({self.gap_kind}; trend {self.gap_slope:+.3g}/epoch, "
+            f"val loss {self.val_rise:+.0%} above its minimum)",
+        )
+        rising = self.gap_slope > 0
+        if overfit.verdict != "FAIL" and self.val_rise > VAL_RISE_FAIL and rising:
+            overfit = Check(
+                "overfitting",
+                "FAIL",
+                self.val_rise,
+                VAL_RISE_FAIL,
+                f"validation loss rose {self.val_rise:.0%} above its minimum while the gap grows "
+                f"(FAIL > {VAL_RISE_FAIL:.0%}); gap {self.gap_kind} = {self.gap:.3g}",
+            )
+        elif overfit.verdict == "OK" and self.val_rise > VAL_RISE_WARN and rising:
+            overfit = Check(
+                "overfitting",
+                "WARN",
+                self.val_rise,
+                VAL_RISE_WARN,
+                f"validation loss rose {self.val_rise:.0%} above its minimum while the gap grows "
+                f"(WARN > {VAL_RISE_WARN:.0%}); gap {self.gap_kind} = {self.gap:.3g}",
+            )
+        checks = [overfit]
+        if self.underfit_ratio is not None:
+            state = "plateaued" if self.plateaued else "still decreasing"
+            checks.append(
+                grade(
+                    "underfitting",
+                    self.underfit_ratio,
+                    warn=UNDERFIT_WARN,
+                    fail=UNDERFIT_FAIL,
+                    what=f"final train loss / constant-predictor loss {self.baseline_loss:.3g} "
+                    f"(train loss {state})",
+                )
+            )
+        return checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline_loss": self.baseline_loss,
+            "gap": self.gap,
+            "gap_kind": self.gap_kind,
+            "gap_slope": self.gap_slope,
+            "val_rise": self.val_rise,
+            "underfit_ratio": self.underfit_ratio,
+            "plateaued": self.plateaued,
+            "rows": self.rows,
+        }
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        from dlskills._plot import new_figure, save_figure
+
+        fig, axes = new_figure(1, 2, size=(5.0, 3.6))
+        epochs = [row.get("epoch", i + 1) for i, row in enumerate(self.rows)]
+        for ax, metric in ((axes[0, 0], "loss"), (axes[0, 1], "accuracy")):
+            for split in ("train", "val"):
+                values = _column(self.rows, f"{split}_{metric}")
+                if values is not None:
+                    ax.plot(epochs, values, marker=".", label=split)
+            ax.set(xlabel="epoch", ylabel=metric)
+            ax.legend()
+        if self.baseline_loss is not None:
+            axes[0, 0].axhline(self.baseline_loss, color="grey", linestyle=":", label="baseline")
+        axes[0, 0].set_title(f"gap ({self.gap_kind}) {self.gap:.3g}")
+        return save_figure(fig, path)
+
+
+def analyse_fit(
+    history: Sequence[Mapping[str, Any]], *, baseline_loss: float | None = None
+) -> FitAnalysis:
+    """Measure the generalisation gap, its trend and the underfitting ratio of ``history``."""
+    rows = [dict(row) for row in history]
+    train_loss = _column(rows, "train_loss")
+    val_loss = _column(rows, "val_loss")
+    if not rows or train_loss is None or val_loss is None:
+        raise ValueError("history: needs rows with 'train_loss' and 'val_loss' in every row")
+    if baseline_loss is not None and not (math.isfinite(baseline_loss) and baseline_loss > 0):
+        raise ValueError(f"baseline_loss must be a positive number, got {baseline_loss!r}")
+    train_acc, val_acc = _column(rows, "train_accuracy"), _column(rows, "val_accuracy")
+    if train_acc is not None and val_acc is not None:
+        gaps = [t - v for t, v in zip(train_acc, val_acc)]
+        kind = "train - val accuracy"
+    else:
+        gaps = [(v - t) / max(abs(v), 1e-12) for t, v in zip(train_loss, val_loss)]
+        kind = "(val - train) / val loss"
+    half = gaps[len(gaps) // 2 :]
+    best_val = min(val_loss)
+    val_rise = val_loss[-1] / best_val - 1 if best_val > 0 else 0.0
+    third = train_loss[-max(2, math.ceil(len(train_loss) / 3)) :]
+    plateaued = len(train_loss) >= 3 and (third[0] - third[-1]) < PLATEAU_TOLERANCE * abs(third[0])
+    return FitAnalysis(
+        rows=rows,
+        baseline_loss=baseline_loss,
+        gap=gaps[-1],
+        gap_kind=kind,
+        gap_slope=_slope(half),
+        val_rise=val_rise,
+        underfit_ratio=train_loss[-1] / baseline_loss if baseline_loss is not None else None,
+        plateaued=plateaued,
+    )
+
+
+def constant_predictor_loss(targets: torch.Tensor) -> float:
+    """The capacity baseline L₀: entropy of the class prior (nats) for integer labels, the
+    variance of the targets otherwise."""
+    if not targets.dtype.is_floating_point and targets.dim() == 1:
+        prior = torch.bincount(targets.long()).double()
+        prior = prior[prior > 0] / prior.sum()
+        return float(-(prior * prior.log()).sum())
+    return float(targets.double().var(unbiased=False))
+
+
+def _evaluate(
+    model: nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count, classify = 0.0, 0, 0, True
+    with torch.no_grad():
+        for x, y in batches:
+            out = model(x)
+            loss_sum += float(loss_fn(out, y)) * len(y)
+            classify = classify and not y.dtype.is_floating_point and out.dim() == 2
+            if classify:
+                correct += int((out.argmax(1) == y).sum())
+            count += len(y)
+    model.train(was_training)
+    result = {"loss": loss_sum / count}
+    if classify:
+        result["accuracy"] = correct / count
+    return result
+
+
+def short_fit(
+    model: nn.Module,
+    loader: Iterable[Any],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    val_loader: Iterable[Any] | None = None,
+    steps: int = 200,
+    lr: float = 1e-3,
+    evaluations: int = 8,
+    holdout_every: int = 5,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Train a deep copy of ``model`` with Adam for ``steps`` steps and return ``evaluations``
+    rows of train/val loss (and accuracy) — learning curves for ``analyse_fit``.
+
+    Without ``val_loader``, every ``holdout_every``-th batch position of ``loader`` is held out
+    of training (its first-epoch batches, at most 16, are the validation set); a loader that
+    shuffles mixes those examples into training in later epochs, so pass ``val_loader`` then.
+    Train metrics are measured on the most recent (at most 16) training batches. The user's
+    model is not modified.
+    """
+    check_positive_int(steps, "steps")
+    check_positive_int(evaluations, "evaluations")
+    check_positive_int(holdout_every, "holdout_every", minimum=2)
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    student = copy.deepcopy(model)
+    student.train()
+    device = model_device(student)
+    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+    held_out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if val_loader is not None:
+        held_out = [(x.to(device), y.to(device)) for x, y, *_ in val_loader]
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    rows: list[dict[str, float]] = []
+    checkpoints = {round(steps * (k + 1) / evaluations) for k in range(evaluations)}
+    step, first_pass = 0, True
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        while step < steps:
+            progressed = False
+            for position, (x, y, *_) in enumerate(loader):
+                x, y = x.to(device), y.to(device)
+                if val_loader is None and position % holdout_every == holdout_every - 1:
+                    if first_pass and len(held_out) < 16:
+                        held_out.append((x, y))
+                    continue
+                progressed = True
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(student(x), y).backward()
+                optimizer.step()
+                step += 1
+                seen = [*seen[-15:], (x, y)]
+                if step in checkpoints:
+                    if not held_out:
+                        raise ValueError("loader: too few batches to hold out a validation set")
+                    train, val = (
+                        _evaluate(student, seen, loss_fn),
+                        _evaluate(student, held_out, loss_fn),
+                    )
+                    rows.append(
+                        {"epoch": len(rows) + 1, "step": step}
+                        | {f"train_{k}": v for k, v in train.items()}
+                        | {f"val_{k}": v for k, v in val.items()}
+                    )
+                if step >= steps:
+                    break
+            if not progressed:
+                raise ValueError("loader: yielded no training batch")
+            first_pass = False
+    return rows
