@@ -62,3 +62,25 @@ def new_generator(seed: int) -> torch.Generator:
     if not isinstance(seed, int):
         raise ValueError(f"Invalid seed: {seed!r} (must be an int)")
     return torch.Generator().manual_seed(seed)
+
+
+class SeededProbes:
+    """Mixin for optimizers that draw probe vectors: a seeded generator whose state travels in
+    ``state_dict`` (as a uint8 tensor), so a resumed run draws the same probes."""
+
+    _generator: torch.Generator
+
+    def _init_probes(self, seed: int) -> None:
+        self._generator = new_generator(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()  # type: ignore[misc]
+        state["generator_state"] = self._generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        generator_state = state_dict.pop("generator_state", None)
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        if generator_state is not None:
+            self._generator.set_state(generator_state)

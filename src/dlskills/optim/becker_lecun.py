@@ -28,9 +28,9 @@ import torch
 from torch import Tensor
 
 from dlskills.optim._curvature import (
+    SeededProbes,
     finite_difference_hvp,
     gradients_of,
-    new_generator,
     rademacher_like,
 )
 from dlskills.optim._foreach import check_nonnegative, check_positive, check_unit_interval
@@ -66,7 +66,7 @@ def hutchinson_diagonal(
     test_steps=300,
     test_tolerance=1e-3,
 )
-class BeckerLeCun(torch.optim.Optimizer):
+class BeckerLeCun(SeededProbes, torch.optim.Optimizer):
     """Damped diagonal Newton with a running Hutchinson estimate of the Hessian diagonal.
 
     Args:
@@ -101,7 +101,7 @@ class BeckerLeCun(torch.optim.Optimizer):
         self._validate(defaults)
         super().__init__(params, defaults)
         self.probes = probes
-        self._generator = new_generator(seed)
+        self._init_probes(seed)
 
     @staticmethod
     def _validate(group: dict[str, Any]) -> None:
@@ -113,18 +113,6 @@ class BeckerLeCun(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         self._validate(self.param_groups[-1])
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["generator_state"] = self._generator.get_state()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        generator_state = state_dict.pop("generator_state", None)
-        super().load_state_dict(state_dict)
-        if generator_state is not None:
-            self._generator.set_state(generator_state)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
