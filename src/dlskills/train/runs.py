@@ -97,7 +97,7 @@ def build_model(config: TrainConfig, splits: Any) -> nn.Module:
         models.create,
         config.model,
         input_shape=tuple(splits.input_shape),
-        num_classes=splits.num_classes,
+        num_classes=splits.output_dim,
         **options,
     )
     if config.init is not None:
@@ -118,7 +118,9 @@ def build(config: TrainConfig) -> Components:
 
     seed_everything(config.seed)
     splits = load_data(config)
-    train_loader, val_loader, test_loader = splits.loaders(config.batch_size, seed=config.seed)
+    train_loader, val_loader, test_loader = splits.loaders(
+        config.batch_size, seed=config.seed, eval_batch_size=max(512, config.batch_size)
+    )
     model = build_model(config, splits)
     optimizer_kwargs: dict[str, Any] = {"lr": config.lr}
     if config.weight_decay is not None:
@@ -212,10 +214,28 @@ def _make_trainer(
     )
 
 
+def check_names(config: TrainConfig) -> None:
+    """Reject unknown component names (naming the config key) before anything is written."""
+    from dlskills import data, init, models, optim
+    from dlskills.optim.schedules import SCHEDULES
+
+    registries = {
+        "model": models.MODELS,
+        "dataset": data.DATASETS,
+        "optimizer": optim.OPTIMIZERS,
+        "schedule": SCHEDULES,
+        "init": init.INITIALIZERS,
+    }
+    for key, registry in registries.items():
+        if getattr(config, key) is not None:
+            _named(key, registry.entry, getattr(config, key))
+
+
 def train_run(
     config: TrainConfig, *, callbacks: Sequence[Callback] = (), run_dir: Path | None = None
 ) -> dict[str, Any]:
     """Train a fresh run from ``config`` into a new run directory; returns its summary."""
+    check_names(config)
     run_dir = run_dir or new_run_dir(config)
     if (run_dir / "checkpoints").exists():
         raise ValueError(

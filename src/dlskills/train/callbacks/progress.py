@@ -24,7 +24,7 @@ class ProgressBar(Callback):
         self,
         *,
         enabled: bool | None = None,
-        refresh_per_second: float = 4.0,
+        refresh_per_second: float = 2.0,
         metric: str = "val_accuracy",
         console: Any = None,
     ) -> None:
@@ -80,10 +80,6 @@ class ProgressBar(Callback):
         if now >= self._next_redraw:
             self._next_redraw = now + self.interval
             self._redraw(trainer, now)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if self._progress is not None:
-            self._redraw(trainer, time.perf_counter())
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self._progress is not None:
