@@ -5,9 +5,10 @@ and batches, and do the same work per epoch: forward, loss, backward, step, sche
 epoch's mean training loss and accuracy, and a validation pass. Epochs are interleaved in one
 process (one Trainer epoch, then one hand-written epoch, ...) so machine-load drift hits both
 alike: a last callback ends the timing of each Trainer epoch (after every other callback's
-epoch-end work) and then runs one hand-written epoch. Prints the median per-epoch time of each and their ratio (target ≤ 1.05).
+epoch-end work) and then runs one hand-written epoch. Prints the median per-epoch time of each
+and their ratio (target ≤ 1.05).
 
-    python benchmarks/trainer_overhead.py [--rounds 15] [--model cnn] [--threads 1]
+    python benchmarks/trainer_overhead.py [--rounds 20] [--model cnn] [--threads 1]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def hand_written_epoch(model, optimizer, scheduler, train_loader, val_loader) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved epochs of each")
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved epochs of each")
     parser.add_argument("--model", default=None, help="model name (default: the train default)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
