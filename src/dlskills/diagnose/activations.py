@@ -232,7 +232,7 @@ class ActivationStats:
         shown = self.layers[:8]
         fig, axes = new_figure(1, len(shown) + 1, size=(3.2, 3.2))
         for ax, stats in zip(axes[0], shown):
-            image = ax.imshow(stats.class_means, aspect="auto", cmap="viridis")
+            image = ax.imshow(stats.class_means.numpy(), aspect="auto", cmap="viridis")
             ax.set(
                 xlabel="unit", ylabel="class", title=f"{stats.name}\ndead {stats.dead_fraction:.0%}"
             )
@@ -386,7 +386,7 @@ class ActivationStatsCallback(Callback):
             (axes[0, 0], std.clamp_min(1e-12).log10(), "log10 std"),
             (axes[0, 1], dead, "dead fraction"),
         ):
-            image = ax.imshow(values, aspect="auto", cmap="magma", extent=extent)
+            image = ax.imshow(values.numpy(), aspect="auto", cmap="magma", extent=extent)
             ax.set(xlabel="step", ylabel="probe layer", title=f"Activations: {title}")
             fig.colorbar(image, ax=ax)
         return save_figure(fig, path)

@@ -240,7 +240,7 @@ def short_fit(
     rows of train/val loss (and accuracy) — learning curves for ``analyse_fit``.
 
     Without ``val_loader``, every ``holdout_every``-th batch position of ``loader`` is held out
-    of training (its first-epoch batches, at most 16, are the validation set); a loader that
+    of training (the first 16 such batches are the validation set); a loader that
     shuffles mixes those examples into training in later epochs, so pass ``val_loader`` then.
     Train metrics are measured on the most recent (at most 16) training batches. The user's
     model is not modified.
@@ -254,13 +254,20 @@ def short_fit(
     student.train()
     device = model_device(student)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
-    held_out: list[tuple[torch.Tensor, torch.Tensor]] = []
     if val_loader is not None:
         held_out = [(x.to(device), y.to(device)) for x, y, *_ in val_loader]
+    else:
+        held_out = [
+            (x.to(device), y.to(device))
+            for position, (x, y, *_) in enumerate(loader)
+            if position % holdout_every == holdout_every - 1
+        ][:16]
+    if not held_out:
+        raise ValueError("loader: too few batches to hold out a validation set; pass val_loader")
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     rows: list[dict[str, float]] = []
     checkpoints = {round(steps * (k + 1) / evaluations) for k in range(evaluations)}
-    step, first_pass = 0, True
+    step = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         while step < steps:
@@ -268,8 +275,6 @@ def short_fit(
             for position, (x, y, *_) in enumerate(loader):
                 x, y = x.to(device), y.to(device)
                 if val_loader is None and position % holdout_every == holdout_every - 1:
-                    if first_pass and len(held_out) < 16:
-                        held_out.append((x, y))
                     continue
                 progressed = True
                 optimizer.zero_grad(set_to_none=True)
@@ -278,8 +283,6 @@ def short_fit(
                 step += 1
                 seen = [*seen[-15:], (x, y)]
                 if step in checkpoints:
-                    if not held_out:
-                        raise ValueError("loader: too few batches to hold out a validation set")
                     train, val = (
                         _evaluate(student, seen, loss_fn),
                         _evaluate(student, held_out, loss_fn),
@@ -293,5 +296,4 @@ def short_fit(
                     break
             if not progressed:
                 raise ValueError("loader: yielded no training batch")
-            first_pass = False
     return rows

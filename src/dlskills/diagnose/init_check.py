@@ -146,15 +146,15 @@ class InitCheckResult:
         from dlskills._plot import new_figure, save_figure
 
         fig, axes = new_figure(1, 2, size=(5.0, 3.6))
-        depth = torch.arange(1, len(self.layers) + 1)
-        per_init = self.lengths.mean(dim=1)
+        depth = torch.arange(1, len(self.layers) + 1).numpy()
+        per_init = self.lengths.mean(dim=1).numpy()
         ax_mean, ax_var = axes[0, 0], axes[0, 1]
-        ax_mean.fill_between(depth, per_init.min(0).values, per_init.max(0).values, alpha=0.3)
-        ax_mean.plot(depth, self.mean, marker="o", label="mean over inits")
+        ax_mean.fill_between(depth, per_init.min(0), per_init.max(0), alpha=0.3)
+        ax_mean.plot(depth, self.mean.numpy(), marker="o", label="mean over inits")
         ax_mean.set(yscale="log", xlabel="probe layer j", ylabel="M_j = |z_j|^2 / n_j")
         ax_mean.set_title(f"FM1: mean length (max drift {self.fm1:.2f} decades)")
         ax_mean.legend()
-        ax_var.plot(self.sum_inverse_width, self.normalized_variance, marker="o")
+        ax_var.plot(self.sum_inverse_width.numpy(), self.normalized_variance.numpy(), marker="o")
         ax_var.set(xlabel="sum of 1/width up to layer j", ylabel="Var[M_j] / E[M_j]^2")
         ax_var.set_title(f"FM2: length variance across {self.lengths.shape[0]} inits")
         return save_figure(fig, path)

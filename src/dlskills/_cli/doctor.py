@@ -1,0 +1,84 @@
+"""``dlskills doctor``: diagnose a model (default: a small CNN on digits) or a finished run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "diagnose a model or a finished run: init, gradients, activations, over/underfitting"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", metavar="DIR", help="a finished run folder (runs/NAME)")
+    parser.add_argument("--dataset", default="digits", help="dataset without --run (digits)")
+    parser.add_argument("--model", default="cnn", help="model without --run (cnn)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="report folder (default: doctor/, or RUN/doctor with --run)"
+    )
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=200,
+        help="Adam steps of the short fit used when there are no curves (0: skip; default 200)",
+    )
+    parser.add_argument("--inits", type=int, default=5, help="random re-inits (default 5)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+
+
+def _from_run(path: str) -> tuple[Any, Any, Any, Any]:
+    from dlskills.train.runs import load_run
+
+    run = load_run(path)
+    rows = [row for row in run.metrics if row.get("val_loss") not in (None, "")]
+    return run.model, run.splits, rows or None, run.path / "doctor"
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+    from torch import nn
+
+    from dlskills.diagnose.doctor import doctor
+
+    for name in ("fit_steps", "inits", "batch_size"):
+        value = getattr(args, name)
+        if value < (0 if name == "fit_steps" else 1 if name == "batch_size" else 2):
+            raise ValueError(f"--{name.replace('_', '-')} is out of range: {value}")
+    torch.manual_seed(args.seed)
+    if args.run is not None:
+        model, splits, history, default_out = _from_run(args.run)
+    else:
+        from dlskills import data, models
+
+        splits = data.load(args.dataset, seed=args.seed)
+        model = models.create(
+            args.model, input_shape=tuple(splits.input_shape), num_classes=splits.output_dim
+        )
+        history, default_out = None, Path("doctor")
+    train_loader, val_loader, _ = splits.loaders(args.batch_size, seed=args.seed)
+    classification = splits.task == "classification"
+    loss_fn = nn.functional.cross_entropy if classification else nn.functional.mse_loss
+    out = Path(args.out) if args.out else default_out
+    diagnosis = doctor(
+        model,
+        train_loader,
+        loss_fn,
+        val_loader=val_loader,
+        history=history,
+        fit_steps=args.fit_steps,
+        n_inits=args.inits,
+        seed=args.seed,
+        out=out,
+    )
+    if args.json:
+        print(json.dumps(diagnosis.to_dict(), indent=2, default=str))
+        return 0
+    print(diagnosis.summary())
+    for text in diagnosis.recommendations:
+        print(f"  -> {text}")
+    print(f"overall {diagnosis.verdict}; report: {out / 'report.md'}")
+    return 0

@@ -1,0 +1,114 @@
+import math
+
+import pytest
+import torch
+from diagnose_nets import build_mlp
+from torch import nn
+
+from dlskills.diagnose.activations import (
+    ActivationStatsCallback,
+    activation_stats,
+    entropy_and_mutual_information,
+)
+
+
+def test_half_dead_relu_layer():
+    """Biases of -100 on half the units of a ReLU layer keep them at 0 for every input."""
+    model = build_mlp([8], din=4, dout=2)
+    with torch.no_grad():
+        model[0].weight.normal_(0, 0.1)
+        model[0].bias[:4] = -100.0
+        model[0].bias[4:] = 1.0
+    loader = [(torch.randn(32, 4), torch.randint(0, 2, (32,)))]
+    stats = activation_stats(model, loader, num_batches=1)
+    (layer,) = stats.layers
+    assert layer.dead_fraction == 0.5
+    checks = {c.name: c for c in stats.checks()}
+    assert checks["dead_units"].verdict == "WARN"
+    assert checks["dead_units"].value == 0.5
+
+
+def test_saturated_sigmoid_is_flagged():
+    model = build_mlp([16], din=4, dout=2, activation=nn.Sigmoid)
+    with torch.no_grad():
+        model[0].weight.mul_(1e3)
+    stats = activation_stats(model, [(torch.randn(64, 4), torch.randint(0, 2, (64,)))])
+    checks = {c.name: c.verdict for c in stats.checks()}
+    assert checks["saturated_units"] == "FAIL"
+    assert stats.layers[0].saturated_fraction > 0.9
+
+
+def test_entropy_and_mutual_information_by_binning():
+    """A unit that equals the label carries I = H(Y) = log2(4) = 2 bits; a constant-within-class
+    copy too; a unit independent of the label (uniform over bins, balanced) carries 0."""
+    labels = torch.arange(4).repeat(64)  # 256 examples, balanced
+    informative = labels.float()
+    independent = torch.arange(256).div(4, rounding_mode="floor").remainder(4).float()
+    units = torch.stack([informative, independent], dim=1)
+    entropy, information = entropy_and_mutual_information(units, labels, bins=4)
+    torch.testing.assert_close(entropy, torch.tensor([2.0, 2.0]))
+    torch.testing.assert_close(information, torch.tensor([2.0, 0.0]), atol=1e-6, rtol=0)
+
+
+def test_conv_channels_are_units_and_class_means_form_the_heat_map():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, 2))
+    x, y = torch.randn(10, 1, 4, 4), torch.tensor([0, 1] * 5)
+    stats = activation_stats(model, [(x, y)])
+    (layer,) = stats.layers
+    assert layer.units == 3
+    pooled = torch.relu(model[0](x)).mean(dim=(2, 3)).detach()
+    torch.testing.assert_close(layer.class_means[0], pooled[y == 0].mean(0))
+    torch.testing.assert_close(layer.class_means[1], pooled[y == 1].mean(0))
+
+
+def test_stats_and_plot(tmp_path):
+    model = build_mlp([8, 8], din=4, dout=3, activation=nn.Tanh)
+    stats = activation_stats(model, [(torch.randn(30, 4), torch.randint(0, 3, (30,)))])
+    assert [s.name for s in stats.layers] == ["1", "3"]
+    assert stats.plot(tmp_path / "a.png").exists()
+    assert math.isfinite(stats.to_dict()["layers"][0]["entropy_bits"])
+
+
+def test_needs_class_labels():
+    with pytest.raises(ValueError, match="labels"):
+        activation_stats(build_mlp([2], din=2), [(torch.randn(4, 2), torch.randn(4))])
+
+
+class _Trainer:
+    def __init__(self, model, run_dir=None):
+        self.model, self.step, self.run_dir = model, 0, run_dir
+
+
+def test_callback_samples_with_hooks_only_on_sampled_steps(tmp_path):
+    model = build_mlp([8], din=4, dout=2)
+    callback = ActivationStatsCallback(every=4)
+    trainer = _Trainer(model, tmp_path)
+    x = torch.randn(16, 4)
+    callback.on_fit_start(trainer)
+    attached = []
+    for step in range(9):
+        trainer.step = step
+        callback.on_batch_start(trainer)
+        attached.append(len(model[1]._forward_hooks))
+        model(x).sum().backward()
+        callback.on_after_backward(trainer)
+        callback.on_batch_end(trainer)
+    callback.on_fit_end(trainer)
+    assert attached == [1, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert not model[1]._forward_hooks
+    assert [row["step"] for row in callback.history] == [0, 4, 8]
+    expected = torch.relu(model[0](x)).detach()
+    assert callback.history[-1]["mean"][0] == pytest.approx(float(expected.mean()), rel=1e-5)
+    assert callback.figure.exists()
+
+
+def test_callback_removes_hooks_on_exception():
+    model = build_mlp([8], din=4, dout=2)
+    callback = ActivationStatsCallback(every=1, plot=False)
+    trainer = _Trainer(model)
+    callback.on_fit_start(trainer)
+    callback.on_batch_start(trainer)
+    assert model[1]._forward_hooks
+    callback.on_exception(trainer, RuntimeError("boom"))
+    callback.on_fit_end(trainer)
+    assert not model[1]._forward_hooks

@@ -1,0 +1,101 @@
+import json
+import math
+
+import pytest
+import torch
+from diagnose_nets import build_mlp, small_cnn
+from torch import nn
+
+import dlskills.diagnose
+from dlskills.diagnose.doctor import Check, Diagnosis, doctor, grade, recommendations_for
+
+CONTRACT_CHECKS = {
+    "vanishing_gradients",
+    "exploding_gradients",
+    "init_fm1",
+    "init_fm2",
+    "dead_units",
+    "overfitting",
+    "underfitting",
+}
+
+
+def test_grade_thresholds_and_messages():
+    assert grade("x", 0.5, warn=1, fail=2, what="v").verdict == "OK"
+    warn = grade("x", 1.5, warn=1, fail=2, what="v")
+    assert (warn.verdict, warn.threshold) == ("WARN", 1)
+    fail = grade("x", 3.0, warn=1, fail=2, what="v")
+    assert (fail.verdict, fail.threshold, fail.value) == ("FAIL", 2, 3.0)
+    assert "3 (WARN > 1, FAIL > 2)" in fail.message
+    low = grade("x", 1e-5, warn=1e-2, fail=1e-4, what="v", lower_is_worse=True)
+    assert low.verdict == "FAIL" and "<" in low.message
+    assert grade("x", math.nan, warn=1, fail=2, what="v").verdict == "FAIL"
+    with pytest.raises(ValueError, match="verdict"):
+        Check("x", "BAD", 0.0, 0.0, "")
+
+
+def test_recommendations_follow_the_failing_checks():
+    checks = [
+        Check("overfitting", "WARN", 0.1, 0.08, ""),
+        Check("exploding_gradients", "FAIL", 50.0, 30.0, ""),
+        Check("dead_units", "OK", 0.0, 0.1, ""),
+    ]
+    advice = recommendations_for(checks)
+    assert advice[0].startswith("[exploding_gradients]")
+    assert any("dropout" in text for text in advice)
+    assert not any(text.startswith("[dead_units]") for text in advice)
+
+
+def test_healthy_cnn_on_digits_has_no_fail(tmp_path, digits_loaders):
+    train, val = digits_loaders
+    model = small_cnn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    diagnosis = doctor(model, train, nn.CrossEntropyLoss(), val_loader=val, fit_steps=150)
+    verdicts = {c.name: c.verdict for c in diagnosis.checks}
+    assert set(verdicts) >= CONTRACT_CHECKS
+    assert "FAIL" not in verdicts.values(), diagnosis.summary()
+    assert diagnosis.check("underfitting").value < 0.5
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+    report = diagnosis.write_report(tmp_path / "doctor")
+    text = report.read_text()
+    assert "init_fm2" in text and "## Recommendations" in text
+    assert {p.name for p in diagnosis.figures} >= {"init_check.png", "gradient_flow.png"}
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in diagnosis.figures)
+    saved = json.loads((tmp_path / "doctor" / "diagnosis.json").read_text())
+    assert {c["name"] for c in saved["checks"]} == set(verdicts)
+    json.dumps(diagnosis.to_dict())
+
+
+def test_sick_mlp_fails_with_recommendations(classification_batch):
+    model = build_mlp([64] * 19, activation=nn.Sigmoid, weight_scale=0.5)
+    history = [{"train_loss": 2.3, "val_loss": 2.3, "train_accuracy": 0.1, "val_accuracy": 0.1}] * 4
+    diagnosis = doctor(model, classification_batch, nn.CrossEntropyLoss(), history=history)
+    assert diagnosis.check("vanishing_gradients").verdict == "FAIL"
+    assert diagnosis.check("underfitting").verdict == "FAIL"
+    assert diagnosis.verdict == "FAIL"
+    assert any("ReLU" in text for text in diagnosis.recommendations)
+
+
+def test_doctor_validates_arguments(classification_batch):
+    with pytest.raises(TypeError, match="model"):
+        doctor(object(), classification_batch, nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match="fit_steps"):
+        doctor(build_mlp([4]), classification_batch, nn.CrossEntropyLoss(), fit_steps=-1)
+
+
+def test_fit_steps_zero_skips_the_fitting_checks(classification_batch):
+    diagnosis = doctor(build_mlp([8]), classification_batch, nn.CrossEntropyLoss(), fit_steps=0)
+    assert "fitting" in diagnosis.skipped
+    assert "overfitting" not in {c.name for c in diagnosis.checks}
+
+
+def test_lazy_exports_resolve_to_functions():
+    assert callable(dlskills.diagnose.doctor)
+    assert dlskills.diagnose.doctor is doctor  # not the submodule of the same name
+    assert dlskills.diagnose.init_check.__name__ == "init_check"
+    assert dlskills.diagnose.Diagnosis is Diagnosis
+    with pytest.raises(AttributeError):
+        dlskills.diagnose.not_a_diagnostic
+    assert {"pmv", "HoldoutGuard", "gradcheck", "GradMask"} <= set(dir(dlskills.diagnose))

@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+from diagnose_nets import HE, build_mlp, scaled_init
+from torch import nn
+
+from dlskills.diagnose.gradient_flow import (
+    EXPLODING_FAIL,
+    VANISHING_FAIL,
+    GradientFlowCallback,
+    gradient_flow,
+    gradient_variance,
+)
+
+
+def _verdicts(result):
+    return {check.name: check.verdict for check in result.checks()}
+
+
+def test_norms_match_autograd(classification_batch):
+    model = build_mlp([8, 8], weight_scale=HE)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss())
+    x, y = classification_batch[0]
+    loss = nn.functional.cross_entropy(model(x), y)
+    weights = [model[0].weight, model[2].weight, model[4].weight]
+    grads = torch.autograd.grad(loss, weights)
+    torch.testing.assert_close(result.grad_norm, torch.stack([g.norm() for g in grads]))
+    torch.testing.assert_close(result.weight_norm, torch.stack([w.norm() for w in weights]))
+    assert result.layers == ["0.weight", "2.weight", "4.weight"]
+    assert result.loss == pytest.approx(loss.item())
+    assert all(p.grad is None for p in model.parameters())  # measured on a copy
+
+
+def test_deep_sigmoid_mlp_with_small_init_vanishes(classification_batch):
+    """20 sigmoid layers with weights N(0, 0.25/fan_in): each layer scales the back-propagated
+    signal by about σ'·|W| ≈ 0.25·0.5·(width/fan_in)^½, so the first layer's relative gradient is
+    ~1e-17 of the last one's."""
+    model = build_mlp([64] * 19, activation=nn.Sigmoid, weight_scale=0.5)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss())
+    assert result.vanishing < VANISHING_FAIL * 1e-6
+    assert _verdicts(result) == {"vanishing_gradients": "FAIL", "exploding_gradients": "OK"}
+
+
+def test_deep_relu_mlp_with_large_init_explodes(classification_batch):
+    """20 ReLU layers at twice the He standard deviation: activations and gradients grow by 2
+    per layer, so |g|/|W| ~ 2^19 · (He-init value ~0.05) ≈ 3e4."""
+    model = build_mlp([64] * 19, weight_scale=2 * HE)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss())
+    assert result.exploding > 1e3 * EXPLODING_FAIL
+    assert _verdicts(result)["exploding_gradients"] == "FAIL"
+
+
+def test_he_init_relu_mlp_is_healthy(classification_batch):
+    model = build_mlp([64] * 19, weight_scale=HE)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss())
+    assert _verdicts(result) == {"vanishing_gradients": "OK", "exploding_gradients": "OK"}
+
+
+def test_gradient_variance_grows_with_sum_of_inverse_widths(classification_batch):
+    """Hanin 1801.03744: at He init the per-layer gradient's normalised variance across inits
+    grows with β = Σ 1/width (8 hidden layers: widths 64, 16, 6 → β = 0.125, 0.5, 1.33). The
+    first layer's gradient crosses every layer, so it shows the effect most; measured ratios
+    are ≈ 1 : 2 : 6 (margin: each step at least 1.3x)."""
+    loss = nn.CrossEntropyLoss()
+    first_layer = []
+    for width in (64, 16, 6):
+        result = gradient_variance(
+            build_mlp([width] * 8), classification_batch, loss, 80, init_fn=scaled_init(HE)
+        )
+        assert result.squared_norms.shape == (80, 9)
+        first_layer.append(float(result.normalized_variance[0]))
+    assert first_layer[1] > 1.3 * first_layer[0]
+    assert first_layer[2] > 1.3 * first_layer[1]
+
+
+class _Trainer:
+    """The attributes GradientFlowCallback reads, driven by a plain SGD loop."""
+
+    def __init__(self, model, run_dir=None):
+        self.model, self.step, self.run_dir = model, 0, run_dir
+
+
+def _drive(callback, model, batches, lr, steps):
+    trainer = _Trainer(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    callback.on_fit_start(trainer)
+    for step in range(steps):
+        x, y = batches[step % len(batches)]
+        trainer.step = step
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        callback.on_after_backward(trainer)
+        callback.on_before_step(trainer)
+        optimizer.step()
+        trainer.step = step + 1
+        callback.on_batch_end(trainer)
+    callback.on_fit_end(trainer)
+    return trainer
+
+
+def test_callback_samples_every_n_and_measures_the_sgd_update(classification_batch):
+    """For SGD, ΔW = -lr·g, so |ΔW|/|W| · |W| = lr · |g| exactly."""
+    model = build_mlp([8], weight_scale=HE)
+    callback = GradientFlowCallback(every=3, plot=False)
+    _drive(callback, model, classification_batch, lr=0.1, steps=10)
+    assert [row["step"] for row in callback.history] == [0, 3, 6, 9]
+    for row in callback.history:
+        update = torch.tensor(row["update_ratio"]) * torch.tensor(row["weight_norm"])
+        torch.testing.assert_close(update, 0.1 * torch.tensor(row["grad_norm"]))
+    steps = [step for step, checks in callback.verdicts()]
+    assert steps == [0, 3, 6, 9]
+
+
+def test_callback_with_the_trainer_plots_into_run_dir(tmp_path, classification_batch):
+    from dlskills.train import Trainer
+
+    model = build_mlp([8], weight_scale=HE)
+    callback = GradientFlowCallback(every=2)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        classification_batch,
+        callbacks=[callback],
+        max_steps=5,
+        run_dir=tmp_path,
+    )
+    trainer.fit()
+    assert [row["step"] for row in callback.history] == [0, 2, 4]
+    assert callback.figure == tmp_path / "gradient_flow.png"
+    assert callback.figure.exists()
+
+
+def test_validates_every():
+    with pytest.raises(ValueError, match="every"):
+        GradientFlowCallback(every=0)
+    assert math.isfinite(EXPLODING_FAIL)
