@@ -1,0 +1,42 @@
+"""Datasets as ready train/validation/test splits (DESIGN.md ``data/``).
+
+``load(name, *, seed=0, data_dir=None, **kw)`` returns a :class:`DataSplits`;
+``splits.loaders(batch_size, seed=...)`` gives plain DataLoaders. Registered datasets:
+
+=========  ============  =====================================================================
+name       source        what
+=========  ============  =====================================================================
+digits     bundled       scikit-learn's 8×8 digits (1797 images, 10 classes), 70/15/15
+spirals    synthetic     two interleaved noisy spirals in 2-D (binary classification)
+blobs      synthetic     isotropic Gaussian blobs (n_classes, dim)
+teacher    synthetic     regression on the outputs of a random teacher MLP (+ noise)
+mnist      local         MNIST IDX files from ``data_dir`` (raw or .gz)
+cifar10    local         CIFAR-10 python batches from ``data_dir`` (restricted unpickler)
+=========  ============  =====================================================================
+
+Every split is a function of ``seed`` only; inputs are standardised with training statistics.
+Nothing is downloaded: local datasets read ``data_dir`` (or ``$DLSKILLS_DATA_DIR``, or ./data).
+A new dataset registers itself by living in its own module of this package
+(``@register_dataset(name, task=..., source=...)``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dlskills.data._registry import DATASETS, DataSplits, register_dataset
+
+
+def load(
+    name: str, *, seed: int = 0, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> DataSplits:
+    """The dataset registered as ``name``, split by ``seed`` (``kwargs`` go to its loader).
+    ``data_dir`` is read by local datasets (mnist, cifar10) and ignored by the others."""
+    entry = DATASETS.entry(name)
+    if entry.meta.get("source") == "local":
+        kwargs["data_dir"] = data_dir
+    return entry.obj(seed=seed, **kwargs)
+
+
+__all__ = ["DATASETS", "DataSplits", "load", "register_dataset"]

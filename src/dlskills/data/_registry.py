@@ -1,0 +1,165 @@
+"""The dataset registry, the ``DataSplits`` every loader returns, and the split/standardise
+helpers the loaders share.
+
+A dataset is a function ``(*, seed, data_dir, **kw) -> DataSplits`` registered with
+``register_dataset(name, task=..., source=...)``; ``source`` is "bundled", "synthetic" or "local"
+(reads ``data_dir``; nothing is ever downloaded).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlskills._registry import Registry
+
+DATASETS = Registry("dataset", discover="dlskills.data")
+register_dataset = DATASETS.register
+
+TASKS = ("classification", "regression")
+DATA_DIR_ENV = "DLSKILLS_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Train/validation/test ``TensorDataset``s (x float32; y int64 for classification, float32
+    of shape (N, outputs) for regression) and what a model builder needs to know about them."""
+
+    name: str
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset
+    task: str
+    num_classes: int | None
+    input_shape: tuple[int, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if (self.task == "classification") != (self.num_classes is not None):
+            raise ValueError("num_classes must be set for classification and None for regression")
+
+    @property
+    def output_dim(self) -> int:
+        """Outputs a model needs: the class count, or the regression target's width."""
+        if self.num_classes is not None:
+            return self.num_classes
+        targets = self.train.tensors[1]
+        return int(targets.shape[1]) if targets.dim() > 1 else 1
+
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.train), len(self.val), len(self.test)
+
+    def loaders(
+        self, batch_size: int, *, seed: int = 0, eval_batch_size: int | None = None
+    ) -> tuple[DataLoader, DataLoader, DataLoader]:
+        """(train, val, test) loaders. Train shuffles with its own ``torch.Generator`` seeded by
+        ``seed`` (``train_loader.generator``, so a checkpoint can save and restore its state);
+        val and test keep their order. ``num_workers=0``: the tensors are already in memory."""
+        _check_positive_int("batch_size", batch_size)
+        eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
+        _check_positive_int("eval_batch_size", eval_batch_size)
+        generator = torch.Generator().manual_seed(_check_seed(seed))
+        train = DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=generator)
+        val = DataLoader(self.val, batch_size=eval_batch_size, shuffle=False)
+        test = DataLoader(self.test, batch_size=eval_batch_size, shuffle=False)
+        return train, val, test
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return seed
+
+
+def check_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) sizes: val and test are ``round(fraction·n)``, train the rest."""
+    n_val, n_test = round(val_fraction * n), round(test_fraction * n)
+    n_train = n - n_val - n_test
+    if min(n_train, n_val, n_test) < 1:
+        raise ValueError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} leave an empty split "
+            f"of {n} samples"
+        )
+    return n_train, n_val, n_test
+
+
+def carve(
+    indices: np.ndarray, size: int, seed: int, labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``indices`` into (rest, carved) with ``size`` carved out at random, stratified by
+    ``labels[indices]`` when labels are given (scikit-learn's ``train_test_split``)."""
+    stratify = None if labels is None else labels[indices]
+    rest, carved = train_test_split(indices, test_size=size, random_state=seed, stratify=stratify)
+    return np.sort(rest), np.sort(carved)
+
+
+def three_way_split(
+    n: int,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    labels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays (train, val, test) of a random split of ``range(n)``, stratified by
+    ``labels`` when given; a function of ``seed`` only."""
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
+    _, n_val, n_test = split_counts(n, val_fraction, test_fraction)
+    rest, test = carve(np.arange(n), n_test, seed, labels)
+    train, val = carve(rest, n_val, seed, labels)
+    return train, val, test
+
+
+def standardize(
+    train: np.ndarray, *others: np.ndarray, axis: tuple[int, ...] | None = None
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Standardise every array with the TRAIN mean and std (over ``axis`` of train, all axes by
+    default, so other statistics never leak into the inputs). Returns (arrays, mean, std)."""
+    mean = train.mean(axis=axis, keepdims=True, dtype=np.float64)
+    std = train.std(axis=axis, keepdims=True, dtype=np.float64)
+    if np.any(std == 0):
+        raise ValueError("cannot standardise: the training inputs are constant")
+    arrays = [((a - mean) / std).astype(np.float32) for a in (train, *others)]
+    return arrays, mean.squeeze(), std.squeeze()
+
+
+def tensor_dataset(x: np.ndarray, y: np.ndarray, task: str) -> TensorDataset:
+    target_dtype = torch.int64 if task == "classification" else torch.float32
+    return TensorDataset(
+        torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32),
+        torch.as_tensor(np.ascontiguousarray(y), dtype=target_dtype),
+    )
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None, dataset: str) -> Path:
+    """``data_dir``, else ``$DLSKILLS_DATA_DIR``, else ``./data``; must be an existing folder."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV, "data")
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{dataset}: data_dir {str(path)!r} is not a folder (pass data_dir= or set "
+            f"${DATA_DIR_ENV}; dlskills never downloads data)"
+        )
+    return path
