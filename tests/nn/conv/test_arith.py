@@ -1,0 +1,248 @@
+"""Convolution arithmetic (1603.07285): the guide's worked figures by hand, PyTorch's real shapes
+on thousands of random configurations (meta tensors: shapes only), the transposed-conv
+equivalence on real values, and receptive fields measured by autograd."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlskills.nn.conv import arith
+from dlskills.nn.conv.arith import (
+    Layer,
+    conv_out,
+    conv_transpose_out,
+    full_padding,
+    pool_out,
+    receptive_field,
+    relationship,
+    same_padding,
+    transposed_equivalent,
+)
+
+META = torch.device("meta")
+SHAPES = settings(max_examples=1500, deadline=None, derandomize=True)
+
+sizes = st.integers(1, 40)
+kernels = st.integers(1, 9)
+strides = st.integers(1, 5)
+paddings = st.integers(0, 6)
+dilations = st.integers(1, 4)
+
+
+def torch_size(fn):
+    """PyTorch's output length, or None where PyTorch rejects the configuration."""
+    try:
+        return fn().shape[-1]
+    except RuntimeError:
+        return None
+
+
+def ours(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ValueError:
+        return None
+
+
+@SHAPES
+@given(i=sizes, k=kernels, s=strides, p=paddings, d=dilations)
+def test_conv_out_equals_pytorch_shapes(i, k, s, p, d):
+    x, w = torch.empty(1, 1, i, device=META), torch.empty(1, 1, k, device=META)
+    want = torch_size(lambda: F.conv1d(x, w, stride=s, padding=p, dilation=d))
+    assert ours(conv_out, i, k, s, p, d) == want
+
+
+@SHAPES
+@given(
+    i=sizes,
+    k=kernels,
+    s=st.none() | strides,
+    p=st.integers(0, 4),
+    d=dilations,
+    ceil_mode=st.booleans(),
+)
+def test_pool_out_equals_pytorch_max_and_avg_pool_shapes(i, k, s, p, d, ceil_mode):
+    x = torch.empty(1, 1, i, device=META)
+    got = ours(pool_out, i, k, s, p, d, ceil_mode=ceil_mode)
+    assert got == torch_size(lambda: F.max_pool1d(x, k, s, p, d, ceil_mode=ceil_mode))
+    if d == 1:
+        assert got == torch_size(lambda: F.avg_pool1d(x, k, s, p, ceil_mode=ceil_mode))
+
+
+@SHAPES
+@given(i=sizes, k=kernels, s=strides, p=paddings, a=st.integers(0, 4), d=dilations)
+def test_conv_transpose_out_equals_pytorch_shapes(i, k, s, p, a, d):
+    x, w = torch.empty(1, 1, i, device=META), torch.empty(1, 1, k, device=META)
+    want = torch_size(
+        lambda: F.conv_transpose1d(x, w, stride=s, padding=p, output_padding=a, dilation=d)
+    )
+    if a >= max(s, d):
+        want = None  # PyTorch checks this in the module constructor, not in the functional
+    assert ours(conv_transpose_out, i, k, s, p, a, d) == want
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    i=st.integers(1, 12),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 3),
+    d=st.integers(1, 2),
+)
+def test_conv2d_shapes_in_both_axes(i, k, s, p, d):
+    x, w = torch.empty(1, 2, i, i + 3, device=META), torch.empty(3, 2, k, k + 1, device=META)
+    try:
+        want = F.conv2d(x, w, stride=s, padding=p, dilation=d).shape[-2:]
+    except RuntimeError:
+        want = None
+    got = ours(lambda: (conv_out(i, k, s, p, d), conv_out(i + 3, k + 1, s, p, d)))
+    assert got == (None if want is None else tuple(want))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    i=st.integers(1, 12),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 3),
+    d=st.integers(1, 3),
+)
+def test_transposed_conv_equals_direct_conv_on_stretched_padded_input(i, k, s, p, d):
+    k_hat = d * (k - 1) + 1
+    if k_hat > i + 2 * p or p > k_hat - 1:
+        return  # no direct conv, or an equivalent that would need negative padding
+    eq = transposed_equivalent(i, k, s, p, d)
+    assert eq.output_size == i
+    assert conv_transpose_out(eq.input_size, k, s, p, eq.a, d) == i
+    generator = torch.Generator().manual_seed(i * 1000 + k * 100 + s * 10 + p)
+    y = torch.randn(1, 2, eq.input_size, dtype=torch.float64, generator=generator)
+    w = torch.randn(2, 3, k, dtype=torch.float64, generator=generator)  # [C_in', C_out', k]
+    want = F.conv_transpose1d(y, w, stride=s, padding=p, output_padding=eq.a, dilation=d)
+    stretched = torch.zeros(1, 2, eq.stretched_size, dtype=torch.float64)
+    stretched[..., ::s] = y
+    padded = F.pad(stretched, (eq.padding, eq.padding + eq.a))
+    direct = F.conv1d(padded, w.transpose(0, 1).flip(-1), stride=eq.stride, dilation=d)
+    torch.testing.assert_close(direct, want)
+
+
+# (i, k, s, p, d) and the output size, from the guide's figures (chapter.figure)
+GUIDE_DIRECT = [
+    ((4, 3, 1, 0, 1), 2, 1),  # 2.1
+    ((5, 4, 1, 2, 1), 6, 2),  # 2.2
+    ((5, 3, 1, 1, 1), 5, 3),  # 2.3 half padding
+    ((5, 3, 1, 2, 1), 7, 4),  # 2.4 full padding
+    ((5, 3, 2, 0, 1), 2, 5),  # 2.5
+    ((5, 3, 2, 1, 1), 3, 6),  # 2.6
+    ((6, 3, 2, 1, 1), 3, 6),  # 2.7
+    ((7, 3, 1, 0, 2), 3, 15),  # 5.1 dilated
+]
+
+
+@pytest.mark.parametrize(("config", "output", "number"), GUIDE_DIRECT)
+def test_guide_figures_direct(config, output, number):
+    assert conv_out(*config) == output
+    found = relationship(*config)
+    assert (found.number, found.output) == (number, output)
+
+
+# direct conv (i, k, s, p) -> transposed input i', stretched ĩ', p', a, relationship number
+GUIDE_TRANSPOSED = [
+    ((4, 3, 1, 0), 2, 2, 2, 0, 8),  # 4.1
+    ((5, 4, 1, 2), 6, 6, 1, 0, 9),  # 4.2
+    ((5, 3, 1, 1), 5, 5, 1, 0, 10),  # 4.3
+    ((5, 3, 1, 2), 7, 7, 0, 0, 11),  # 4.4
+    ((5, 3, 2, 0), 2, 3, 2, 0, 12),  # 4.5
+    ((5, 3, 2, 1), 3, 5, 1, 0, 13),  # 4.6
+    ((6, 3, 2, 1), 3, 5, 1, 1, 14),  # 4.7: the a term
+]
+
+
+@pytest.mark.parametrize(("config", "i_t", "stretched", "p_t", "a", "number"), GUIDE_TRANSPOSED)
+def test_guide_figures_transposed(config, i_t, stretched, p_t, a, number):
+    eq = transposed_equivalent(*config)
+    assert (eq.input_size, eq.stretched_size, eq.padding, eq.a) == (i_t, stretched, p_t, a)
+    assert (eq.kernel, eq.stride, eq.output_size) == (config[1], 1, config[0])
+    found = relationship(*config, transposed=True)
+    assert (found.number, found.output) == (number, config[0])
+
+
+def test_pooling_relationship_and_default_stride():
+    assert pool_out(5, 3, 1) == 3  # R7
+    assert pool_out(6, 2) == 3  # stride defaults to the kernel
+    assert pool_out(5, 2, ceil_mode=True) == 3
+    assert pool_out(5, 2, ceil_mode=False) == 2
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(i=sizes, k=st.integers(1, 9), d=dilations)
+def test_same_and_full_padding(i, k, d):
+    k_hat = d * (k - 1) + 1
+    if k_hat % 2:
+        assert conv_out(i, k, 1, same_padding(k, d), d) == i
+    else:
+        with pytest.raises(ValueError, match="odd effective kernel"):
+            same_padding(k, d)
+    assert conv_out(i, k, 1, full_padding(k, d), d) == i + k_hat - 1
+
+
+def test_receptive_field_by_hand():
+    assert receptive_field([(3, 1, 1), (3, 1, 1)]) == arith.ReceptiveField(5, 1, 0.0)
+    assert receptive_field([(3, 1, 0), (3, 1, 0)]) == arith.ReceptiveField(5, 1, 2.0)
+    # conv3 p1, pool2 s2, conv3 p1: size 1 + 2 + 1 + 2·2 = 8, jump 2, start 0.5
+    stack = [Layer(3, 1, 1), {"k": 2, "s": 2}, torch.nn.Conv2d(1, 1, 3, padding=1)]
+    assert receptive_field(stack) == arith.ReceptiveField(8, 2, 0.5)
+    assert receptive_field([torch.nn.MaxPool2d(2), (3, 1, 0, 2)]) == arith.ReceptiveField(
+        10, 2, 4.5
+    )
+    assert receptive_field([]) == arith.ReceptiveField(1, 1, 0.0)
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        [(3, 1, 1), (3, 2, 1), (3, 1, 0)],
+        [(5, 2, 2), (2, 2, 0), (3, 1, 1, 2)],
+        [(4, 3, 1), (3, 1, 2, 3), (2, 2, 1)],
+    ],
+)
+def test_receptive_field_matches_autograd_support(stack):
+    # with all-one weights the input gradient of one unit is non-zero on its field: the
+    # field spans `size` pixels (with holes when a stride exceeds the next kernel)
+    specs = [Layer(*spec) for spec in stack]
+    layers = [torch.nn.Conv1d(1, 1, c.k, c.s, c.p, c.d, bias=False) for c in specs]
+    for layer in layers:
+        torch.nn.init.constant_(layer.weight, 1.0)
+    net = torch.nn.Sequential(*layers).double()
+    x = torch.ones(1, 1, 200, dtype=torch.float64, requires_grad=True)
+    out = net(x)
+    unit = out.shape[-1] // 2
+    out[0, 0, unit].backward()
+    support = x.grad[0, 0].nonzero().flatten()
+    field = receptive_field(stack)
+    assert int(support[-1] - support[0]) + 1 == field.size
+    assert (support[0] + support[-1]).item() / 2 == field.start + unit * field.jump
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: conv_out(0, 3), ValueError, "input size i must be positive"),
+        (lambda: conv_out(5, 0), ValueError, "kernel size k must be positive"),
+        (lambda: conv_out(5, 3, 0), ValueError, "stride s must be positive"),
+        (lambda: conv_out(5, 3, 1, -1), ValueError, "padding p must be non-negative"),
+        (lambda: conv_out(4, 3, d=2), ValueError, "larger than the padded input"),
+        (lambda: conv_out(5.0, 3), TypeError, "input size i must be an int"),
+        (lambda: conv_out(True, 3), TypeError, "input size i must be an int"),
+        (lambda: pool_out(5, 3, 1, 2), ValueError, "at most half the kernel size"),
+        (lambda: conv_transpose_out(3, 3, 2, 0, 2), ValueError, "output_padding"),
+        (lambda: conv_transpose_out(1, 3, 1, 2), ValueError, "removes the whole output"),
+        (lambda: transposed_equivalent(5, 3, 1, 3), ValueError, "negative padding"),
+        (lambda: receptive_field(["conv"]), TypeError, "each layer must be"),
+        (lambda: receptive_field([(3, 0)]), ValueError, "layer 0: stride"),
+    ],
+)
+def test_invalid_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
