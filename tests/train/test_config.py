@@ -1,0 +1,95 @@
+"""TrainConfig: defaults, files, overrides, and errors that name the key."""
+
+import pytest
+
+from dlskills.train.config import (
+    TrainConfig,
+    make_config,
+    parse_assignment,
+    read_config_file,
+)
+
+
+def test_layers_override_in_order_and_none_means_not_given():
+    config = make_config({"lr": 0.1, "epochs": 4}, {"lr": 0.2, "epochs": None})
+    assert config.lr == 0.2 and config.epochs == 4 and config.model == "cnn"
+    assert isinstance(make_config({"lr": 1}).lr, float)
+
+
+def test_unknown_key_gets_a_did_you_mean():
+    with pytest.raises(ValueError, match=r"unknown config key 'lrr'; did you mean 'lr'\?"):
+        make_config({"lrr": 0.1})
+    with pytest.raises(ValueError, match=r"unknown config key 'zzz' \(known keys: model"):
+        make_config({"zzz": 1})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr", -1.0, "'lr' must be > 0"),
+        ("lr", "fast", "'lr' must be a number"),
+        ("batch_size", 0, "'batch_size' must be > 0"),
+        ("batch_size", 2.5, "'batch_size' must be an integer"),
+        ("epochs", True, "'epochs' must be an integer"),
+        ("dropout", 1.0, r"'dropout' must be in \[0, 1\)"),
+        ("nan_policy", "ignore", "'nan_policy' must be one of"),
+        ("compile", "yes", "'compile' must be true/false"),
+        ("opt", [1], "'opt' must be a table"),
+        ("seed", -1, "'seed' must be in"),
+    ],
+)
+def test_bad_values_name_the_key(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        make_config({key: value})
+
+
+def test_epochs_or_max_steps_required():
+    with pytest.raises(ValueError, match="'epochs' and 'max_steps'"):
+        TrainConfig(epochs=None, max_steps=None)
+
+
+def test_toml_and_yaml_files(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('model = "mlp"\nbatch-size = 64\n[opt]\nbetas = [0.8, 0.9]\n')
+    assert read_config_file(toml) == {
+        "model": "mlp",
+        "batch_size": 64,
+        "opt": {"betas": [0.8, 0.9]},
+    }
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("lr: 0.01\nschedule: step\n")
+    assert make_config(read_config_file(yaml_file)).schedule == "step"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lrr = 1\n")
+    with pytest.raises(
+        ValueError, match=r"unknown config key 'lrr' in bad.toml; did you mean 'lr'"
+    ):
+        read_config_file(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("lr = \n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        read_config_file(broken)
+    with pytest.raises(FileNotFoundError):
+        read_config_file(tmp_path / "absent.toml")
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"\.toml, \.yaml"):
+        read_config_file(tmp_path / "c.json")
+
+
+def test_yaml_without_pyyaml_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    path = tmp_path / "c.yml"
+    path.write_text("lr: 0.1\n")
+    with pytest.raises(ValueError, match="needs PyYAML"):
+        read_config_file(path)
+
+
+def test_parse_assignment_literals():
+    assert parse_assignment("betas=0.9,0.99", "--opt") == ("betas", (0.9, 0.99))
+    assert parse_assignment("eps=1e-8", "--opt") == ("eps", 1e-8)
+    assert parse_assignment("nesterov=true", "--opt") == ("nesterov", True)
+    assert parse_assignment("mode=fan_out", "--opt") == ("mode", "fan_out")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_assignment("oops", "--opt")
