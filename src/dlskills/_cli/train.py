@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     how.add_argument("--device", help="torch device (default cpu)")
     how.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: torch's; 1 is fastest for small models "
+        "on a busy machine)",
+    )
+    how.add_argument(
         "--compile",
         action="store_true",
         default=None,

@@ -47,6 +47,7 @@ class TrainConfig:
     out: str | None = None
     name: str | None = None
     device: str = "cpu"
+    threads: int | None = None
     compile: bool = False
     clip_grad_norm: float | None = None
     nan_policy: str = "stop"
@@ -90,6 +91,7 @@ _RULES: dict[str, tuple[tuple[type, ...], bool, tuple[Any, str] | None]] = {
     "out": ((str,), True, None),
     "name": ((str,), True, (lambda v: v and os.sep not in v, "a plain folder name")),
     "device": ((str,), False, None),
+    "threads": ((int,), True, _POSITIVE),
     "compile": ((bool,), False, None),
     "clip_grad_norm": ((float, int), True, _POSITIVE),
     "nan_policy": ((str,), False, (lambda v: v in NAN_POLICIES, f"one of {NAN_POLICIES}")),

@@ -49,7 +49,9 @@ from dlskills.train.config import TrainConfig, make_config
 from dlskills.train.trainer import Trainer
 
 # keys a resumed run may change: they do not alter what is computed, or only extend it
-RESUMABLE_OVERRIDES = frozenset({"epochs", "max_steps", "progress", "device", "tensorboard"})
+RESUMABLE_OVERRIDES = frozenset(
+    {"epochs", "max_steps", "progress", "device", "tensorboard", "threads"}
+)
 
 
 @dataclasses.dataclass
@@ -116,6 +118,8 @@ def build(config: TrainConfig) -> Components:
     from dlskills import optim
     from dlskills.optim.schedules import build_schedule
 
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     splits = load_data(config)
     train_loader, val_loader, test_loader = splits.loaders(

@@ -1,0 +1,68 @@
+"""Run folders: naming, resume guards, load_run errors, environment record."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from dlskills._seed import capture_rng, restore_rng, seed_everything
+from dlskills.train.config import make_config
+from dlskills.train.runs import code_hash, load_run, new_run_dir, resume_run
+
+
+def test_new_run_dir_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert new_run_dir(make_config({"out": "x/y"})).as_posix() == "x/y"
+    (tmp_path / "runs" / "exp").mkdir(parents=True)
+    assert new_run_dir(make_config({"name": "exp"})).as_posix() == "runs/exp-2"
+    stamped = new_run_dir(make_config({}))
+    assert stamped.parent.name == "runs" and len(stamped.name) == len("20260101-000000")
+
+
+def fake_run(tmp_path, **config):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(make_config(config).to_dict()))
+    (run / "checkpoints" / "last.json").write_text("{}")
+    return run
+
+
+def test_resume_refuses_to_change_what_is_computed(tmp_path):
+    run = fake_run(tmp_path, lr=0.01)
+    with pytest.raises(ValueError, match="cannot change 'batch_size', 'lr' when resuming"):
+        resume_run(run, {"lr": 0.02, "batch_size": 8, "epochs": 40})
+
+
+def test_resume_and_load_need_a_run_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        resume_run(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        load_run(tmp_path)
+
+
+def test_resume_reports_a_tampered_checkpoint(tmp_path):
+    from dlskills.train.checkpoint import CheckpointError
+
+    run = fake_run(tmp_path, model="mlp", epochs=1, warmup_steps=0)
+    with pytest.raises(CheckpointError, match="not a dlskills checkpoint"):
+        resume_run(run)
+
+
+def test_code_hash_is_stable_hex():
+    first = code_hash()
+    assert first == code_hash() and len(first) == 16
+    int(first, 16)
+
+
+def test_rng_capture_restore_round_trip():
+    seed_everything(5)
+    plain, tensors = capture_rng()
+    json.dumps(plain)  # the non-tensor part is JSON data
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    restore_rng(plain, tensors)
+    second = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
