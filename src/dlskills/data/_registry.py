@@ -132,6 +132,20 @@ def three_way_split(
     return train, val, test
 
 
+def validation_split(
+    labels: np.ndarray, *, seed: int, val_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays (train, val): ``round(val_fraction·n)`` samples carved from a training set
+    (stratified by ``labels``) for datasets whose test split is fixed by their authors."""
+    check_fraction("val_fraction", val_fraction)
+    n_val = round(val_fraction * len(labels))
+    if not 1 <= n_val < len(labels):
+        raise ValueError(
+            f"val_fraction={val_fraction} leaves an empty split of {len(labels)} samples"
+        )
+    return carve(np.arange(len(labels)), n_val, seed, labels)
+
+
 def standardize(
     train: np.ndarray, *others: np.ndarray, axis: tuple[int, ...] | None = None
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
