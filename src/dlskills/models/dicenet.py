@@ -16,9 +16,12 @@ other sizes (see ``dlskills.nn.conv.dice``). Init as the authors: He fan-out nor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from dlskills.models._registry import check_dropout, check_positive_int, check_shape, register_model
 from dlskills.nn.conv.dice import DiCE, StridedDiCE, channel_shuffle, conv_bn_prelu
 
 
@@ -40,23 +43,24 @@ class ShuffleDiCEBlock(nn.Module):
         return channel_shuffle(torch.cat((left, self.right(right)), dim=1), 2)
 
 
+@register_model("dicenet_small", catalog_id="1906.03516", family="cnn", input="image")
 class DiCENetSmall(nn.Module):
     """Two-level DiCENet for small images; ``input_shape`` = (C, H, W)."""
 
     def __init__(
         self,
-        input_shape: tuple[int, int, int] = (1, 8, 8),
+        *,
+        input_shape: Sequence[int] = (1, 8, 8),
         num_classes: int = 10,
         width: int = 16,
         blocks: int = 1,
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if len(input_shape) != 3 or any(int(s) <= 0 for s in input_shape):
-            raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
+        input_shape = check_shape(input_shape, 3, "an image (C, H, W)")
         for arg, value in (("num_classes", num_classes), ("width", width), ("blocks", blocks)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+            check_positive_int(arg, value)
+        dropout = check_dropout(dropout)
         in_channels, height, image_width = input_shape
         self.stem = conv_bn_prelu(in_channels, width, 3)
         levels: list[nn.Module] = []

@@ -9,34 +9,35 @@ branch is scaled by L^(−1/2) and the classifier is zero-initialised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from dlskills.models._registry import check_positive_int, check_shape, register_model
 from dlskills.nn.fixup import FixupBasicBlock, ScalarBias, fixup_initialize, he_fan_out_normal_
 
 
+@register_model("fixup_resnet", catalog_id="1901.09321", family="resnet", input="image")
 class FixupResNet(nn.Module):
     """ResNet-(6n+2) with Fixup and no normalisation; ``input_shape`` = (C, H, W)."""
 
     def __init__(
         self,
-        depth: int = 32,
-        in_channels: int = 3,
+        *,
+        input_shape: Sequence[int] = (3, 32, 32),
         num_classes: int = 10,
+        depth: int = 32,
         width: int = 16,
     ) -> None:
         super().__init__()
-        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        in_channels = check_shape(input_shape, 3, "an image (C, H, W)")[0]
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(
                 f"depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}"
             )
-        for arg, value in (
-            ("in_channels", in_channels),
-            ("num_classes", num_classes),
-            ("width", width),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("width", width)
         blocks_per_stage = (depth - 2) // 6
         self.depth = depth
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)

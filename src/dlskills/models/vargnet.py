@@ -8,29 +8,32 @@ the paper) input channels per group, so ``width`` must be a multiple of S.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from dlskills.models._registry import check_positive_int, check_shape, register_model
 from dlskills.nn.conv.vargroup import VarGDownBlock, VarGNormalBlock
 
 
+@register_model("vargnet_small", catalog_id="1907.05653", family="cnn", input="image")
 class VarGNetSmall(nn.Module):
     """Two-stage VarGNet; ``input_shape`` = (C, H, W) (any H, W work)."""
 
     def __init__(
         self,
-        input_shape: tuple[int, int, int] = (1, 8, 8),
+        *,
+        input_shape: Sequence[int] = (1, 8, 8),
         num_classes: int = 10,
         width: int = 16,
         blocks: int = 1,
         channels_per_group: int = 8,
     ) -> None:
         super().__init__()
-        if len(input_shape) != 3 or any(int(s) <= 0 for s in input_shape):
-            raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
+        input_shape = check_shape(input_shape, 3, "an image (C, H, W)")
         for arg, value in (("num_classes", num_classes), ("width", width), ("blocks", blocks)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+            check_positive_int(arg, value)
         if width % channels_per_group:
             raise ValueError(
                 f"width ({width}) must be a multiple of channels_per_group ({channels_per_group})"
