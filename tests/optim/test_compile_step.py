@@ -1,0 +1,70 @@
+"""compile_step: the compiled update equals the eager one; compile time is accounted apart.
+
+Default tests trace with the "eager" backend (dynamo only, seconds); the inductor check builds
+C++ and takes minutes on a loaded 2-core machine, so it is marked slow.
+"""
+
+import pytest
+import torch
+
+from dlskills.optim import AdaBound, AggMo
+from dlskills.optim.compile import compile_stats, compile_step
+
+
+def _params(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=generator).requires_grad_() for s in [(4,), (3, 5)]]
+
+
+def _run(opt, params, steps, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator)
+        opt.step()
+
+
+@pytest.mark.parametrize("factory", [AdaBound, AggMo])
+def test_compiled_functional_matches_eager(factory):
+    eager_params, compiled_params = _params(), _params()
+    eager = factory(eager_params, lr=0.01)
+    compiled = compile_step(factory(compiled_params, lr=0.01), backend="eager")
+    _run(eager, eager_params, 4)
+    _run(compiled, compiled_params, 4)
+    for a, b in zip(eager_params, compiled_params):
+        torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
+    stats = compile_stats(compiled)
+    assert stats.calls == 4 and 1 <= stats.compiling_calls <= 2  # ≤ 1 recompile (dynamic ints)
+    assert stats.compile_seconds > 0
+
+
+def test_torch_optimizers_compile_their_whole_step():
+    eager_params, compiled_params = _params(), _params()
+    eager = torch.optim.Adam(eager_params, lr=0.01)
+    compiled = compile_step(torch.optim.Adam(compiled_params, lr=0.01), backend="eager")
+    _run(eager, eager_params, 3)
+    _run(compiled, compiled_params, 3)
+    for a, b in zip(eager_params, compiled_params):
+        torch.testing.assert_close(b.detach(), a.detach())
+    assert compile_stats(compiled).calls == 3
+
+
+def test_rejects_non_optimizers_and_double_compilation():
+    with pytest.raises(TypeError, match="optimizer"):
+        compile_step(object())
+    opt = compile_step(AggMo(_params(), lr=0.1), backend="eager")
+    with pytest.raises(ValueError, match="already compiled"):
+        compile_step(opt)
+    with pytest.raises(ValueError, match="not passed through compile_step"):
+        compile_stats(AggMo(_params(), lr=0.1))
+
+
+@pytest.mark.slow
+def test_inductor_compiled_adabound_matches_eager():
+    eager_params, compiled_params = _params(), _params()
+    eager = AdaBound(eager_params, lr=0.01)
+    compiled = compile_step(AdaBound(compiled_params, lr=0.01))
+    _run(eager, eager_params, 4)
+    _run(compiled, compiled_params, 4)
+    for a, b in zip(eager_params, compiled_params):
+        torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
