@@ -25,7 +25,7 @@ noise, never bias it low), so the rates err on the small side. Cost: two closure
 saved in ``state_dict``.
 
 Behaviour: on stochastic problems vSGD needs no tuning (tested: on a minibatch regression with
-feature scales over two decades it ends 300× closer to the optimum than the best SGD rate of a
+feature scales over two decades it ends ≈16× closer to the optimum than the best SGD rate of a
 grid). On deterministic, fast-shrinking gradients the long-remembered early gradients keep
 ḡ²/v̄ small, so the memory grows and progress slows (e.g. the rotated ill-conditioned quadratic);
 this is the method, not a bug.
