@@ -1,0 +1,124 @@
+"""Guide-style diagrams (1603.07285's figures) of a convolution or transposed convolution.
+
+Each panel shows one output position: the (padded) input grid, with the cells that the kernel
+reads at that position shaded, next to the output grid with the position highlighted. A
+transposed convolution is drawn as the guide draws it: as its equivalent direct convolution on
+the input stretched by s − 1 zeros between units, padded by p' = k̂ − p − 1 (and a on the
+bottom/right), with stride 1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from dlskills.nn.conv.arith import conv_out, conv_transpose_out, effective_kernel, pool_out
+
+_COLOURS = {"input": "#4f81bd", "zero": "#ffffff", "pad": "#ffffff"}
+_KERNEL = "#1f3864"
+_OUTPUT = "#8fd3e8"
+_CURRENT = "#2a7f9e"
+
+
+def _panel(
+    ax,
+    side: int,
+    kind: Callable[[int, int], str],
+    taps: list[tuple[int, int]],
+    out_side: int,
+    current: tuple[int, int],
+) -> None:
+    from matplotlib.patches import Rectangle
+
+    tapped = set(taps)
+    for r in range(side):
+        for c in range(side):
+            cell = kind(r, c)
+            ax.add_patch(
+                Rectangle(
+                    (c, -r - 1),
+                    1,
+                    1,
+                    facecolor=_KERNEL if (r, c) in tapped else _COLOURS[cell],
+                    edgecolor="#7f7f7f",
+                    linestyle="--" if cell == "pad" else "-",
+                    linewidth=0.8,
+                    alpha=0.85 if (r, c) in tapped and cell != "input" else 1.0,
+                )
+            )
+    left = side + 1
+    for r in range(out_side):
+        for c in range(out_side):
+            ax.add_patch(
+                Rectangle(
+                    (left + c, -r - 1),
+                    1,
+                    1,
+                    facecolor=_CURRENT if (r, c) == current else _OUTPUT,
+                    edgecolor="#3f3f3f",
+                    linewidth=0.8,
+                )
+            )
+    ax.set_xlim(-0.5, left + out_side + 0.5)
+    ax.set_ylim(-max(side, out_side) - 0.5, 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def draw_convolution(
+    path: str | os.PathLike[str],
+    i: int,
+    k: int,
+    s: int = 1,
+    p: int = 0,
+    d: int = 1,
+    *,
+    transposed: bool = False,
+    output_padding: int = 0,
+    pool: bool = False,
+    ceil_mode: bool = False,
+    max_panels: int = 4,
+) -> Path:
+    """Draw the guide-style diagram of a square convolution (or pooling, or transposed
+    convolution with input size ``i``) to the PNG ``path``; returns the path written.
+
+    With pooling in ``ceil_mode`` the last window may reach past the padding; the taps out
+    there read nothing and are not drawn."""
+    from dlskills._plot import new_figure, save_figure
+
+    k_hat = effective_kernel(k, d)
+    if transposed:
+        o = conv_transpose_out(i, k, s, p, output_padding, d)
+        a, pad = output_padding, k_hat - p - 1
+        if pad < 0:
+            raise ValueError(f"cannot draw: padding p={p} exceeds k̂ − 1 = {k_hat - 1}")
+        stretched = i + (i - 1) * (s - 1)
+        side, step = stretched + 2 * pad + a, 1
+
+        def kind(r: int, c: int) -> str:
+            y, x = r - pad, c - pad
+            if not (0 <= y < stretched and 0 <= x < stretched):
+                return "pad"
+            return "input" if y % s == 0 and x % s == 0 else "zero"
+
+        title = f"transposed conv: i'={i}, k={k}, s={s}, p={p}, a={a}, d={d} → o'={o}"
+    else:
+        o = pool_out(i, k, s, p, d, ceil_mode=ceil_mode) if pool else conv_out(i, k, s, p, d)
+        side, pad, step = i + 2 * p, p, s
+
+        def kind(r: int, c: int) -> str:
+            inside = pad <= r < pad + i and pad <= c < pad + i
+            return "input" if inside else "pad"
+
+        what = "pooling" if pool else "convolution"
+        title = f"{what}: i={i}, k={k}, s={s}, p={p}, d={d} → o={o}"
+    positions = [(r, c) for r in range(min(o, 2)) for c in range(min(o, 2))][:max_panels]
+    fig, axes = new_figure(1, len(positions), size=(3.2, 3.0))
+    axes = [axes] if len(positions) == 1 else list(axes[0])
+    for ax, (row, col) in zip(axes, positions):
+        taps = [(row * step + ky * d, col * step + kx * d) for ky in range(k) for kx in range(k)]
+        _panel(ax, side, kind, taps, o, (row, col))
+        ax.set_title(f"output ({row}, {col})", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
