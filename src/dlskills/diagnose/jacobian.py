@@ -14,7 +14,7 @@ deep and wide is not.
 * ``jacobian_spectrum(model, inputs)``: singular values of the full Jacobian of each example
   (``torch.func.vmap`` over ``jacrev``) — at init or at any point of training.
 * ``log_norm_statistics(model, inputs, n_inits)``: ln ‖J u‖²/‖u‖² for a random direction u per
-  example over random re-inits (one forward-mode ``jvp`` per init), with mean and variance.
+  example over random re-inits (one Jacobian-vector product per init), with mean and variance.
 * ``JacobianCallback(probe, every)``: the spectrum of a fixed probe batch during training.
 
 Deviations: the model runs in eval mode (normalisation layers use their running statistics, so
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, jvp, vmap
+from torch.func import functional_call, jacrev, vmap
 
 from dlskills.diagnose._hooks import check_positive_int, reinitialize
 from dlskills.diagnose.doctor import Check, grade
@@ -108,6 +108,21 @@ def jacobian_spectrum(
     return JacobianSpectrum(torch.linalg.svdvals(jacobians.flatten(2).double()).float().cpu())
 
 
+def _jacobian_vector_product(
+    model: nn.Module, inputs: torch.Tensor, directions: torch.Tensor
+) -> torch.Tensor:
+    """J u for every example by the double-backward trick: g(v) = Jᵀv is linear in v, so
+    ∂⟨g(v), u⟩/∂v = J u. Plain reverse-mode autograd: no torch.func / forward-AD warm-up, which
+    costs seconds on the first call for normalisation layers."""
+    with torch.enable_grad():
+        x = inputs.detach().requires_grad_(True)
+        output = model(x)
+        cotangent = torch.zeros_like(output, requires_grad=True)
+        (transposed,) = torch.autograd.grad(output, x, cotangent, create_graph=True)
+        (tangent,) = torch.autograd.grad(transposed, cotangent, directions)
+    return tangent.detach()
+
+
 @dataclass(frozen=True)
 class LogNormStatistics:
     """ln(‖J u‖² / ‖u‖²) per init and example: ``log_sq_norms[i, e]``."""
@@ -172,7 +187,7 @@ def log_norm_statistics(
             for parameter in probe.parameters():
                 parameter.requires_grad_(False)
         directions = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        _, tangent = jvp(lambda inp: probe(inp), (x,), (directions,))
+        tangent = _jacobian_vector_product(probe, x, directions)
         ratio = tangent.flatten(1).double().pow(2).sum(1) / directions.flatten(1).double().pow(
             2
         ).sum(1)
