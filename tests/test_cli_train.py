@@ -184,3 +184,13 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
 @pytest.mark.parametrize("kill_step", [1, 7, 20, 22, 39])
 def test_sigkill_at_other_steps(tmp_path, kill_step):
     check_sigkill_resume(tmp_path, kill_step)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_recipe_reaches_98_percent(tmp_path, seed):
+    """The issue's claim: with no options, ≥ 98 % digits test accuracy in < 60 s (2 cores)."""
+    assert main(["train", "--seed", str(seed), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.98
+    assert summary["train_seconds"] < 60

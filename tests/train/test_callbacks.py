@@ -72,6 +72,14 @@ def test_model_checkpoint_keeps_the_best_epoch(make_trainer, tmp_path):
     assert torch.equal(last["model.0.weight"], snapshots[2]["0.weight"])
 
 
+def test_model_checkpoint_ties_go_to_the_later_epoch(make_trainer):
+    checkpointer = ModelCheckpoint(monitor="val_accuracy")
+    trainer = make_trainer([ScriptedMetric("val_accuracy", [0.6, 0.9, 0.9, 0.8]), checkpointer])
+    trainer.max_epochs = 4
+    trainer.fit()
+    assert checkpointer.best == 0.9 and checkpointer.best_epoch == 3
+
+
 def test_csv_logger_writes_and_flushes_one_row_per_epoch(make_trainer, tmp_path):
     seen_rows = []
 

@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument(
         "--threads",
         type=int,
-        help="torch intra-op threads (default: torch's; 1 is fastest for small models "
-        "on a busy machine)",
+        help="torch intra-op threads (default 1: fastest for these small models, and "
+        "reproducible across machines)",
     )
     how.add_argument(
         "--compile",

@@ -1,5 +1,7 @@
 """Checkpointing: ``last`` (every N steps, at each epoch end and at the start of a fresh fit) and
-``best`` (when the monitored validation metric improves), each a safetensors + JSON pair written
+``best`` (when the monitored validation metric improves or ties its best so far: with a few
+hundred validation samples accuracy plateaus, and the later of equal epochs has had more of the
+LR schedule), each a safetensors + JSON pair written
 atomically (dlskills.train.checkpoint)."""
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class ModelCheckpoint(Callback):
             return False
         if self.best is None:
             return True
-        return value > self.best if self.mode == "max" else value < self.best
+        # ties go to the later epoch: equally good on validation, but further along the schedule
+        return value >= self.best if self.mode == "max" else value <= self.best
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
