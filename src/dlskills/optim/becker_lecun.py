@@ -84,7 +84,7 @@ class BeckerLeCun(SeededProbes, torch.optim.Optimizer):
         params: Any,
         lr: float = 1.0,
         damping: float = 0.1,
-        curvature_decay: float = 0.9,
+        curvature_decay: float = 0.99,
         probes: int = 1,
         weight_decay: float = 0.0,
         *,
