@@ -63,10 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20, help="interleaved epochs of each")
     parser.add_argument("--model", default=None, help="model name (default: the train default)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     from rich.console import Console
 
@@ -75,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     from dlskills.train.config import make_config
     from dlskills.train.runs import build
 
-    overrides = {"progress": False, "nan_policy": "off", "epochs": args.rounds + 1}
+    overrides = {
+        "progress": False,
+        "nan_policy": "off",
+        "epochs": args.rounds + 1,
+        "threads": args.threads,
+    }
     if args.model:
         overrides["model"] = args.model
     config = make_config(overrides)

@@ -44,6 +44,11 @@ def make_parts(batch_size=16, lr=0.05, data_seed=0, loader_seed=0, scheduler=Tru
 
 
 @pytest.fixture
+def parts_factory():
+    return make_parts
+
+
+@pytest.fixture
 def make_trainer(tmp_path):
     from dlskills.train import Trainer
 

@@ -146,11 +146,11 @@ def test_exception_fires_on_exception_then_fit_end(make_trainer):
     assert trainer.stop_reason is StopReason.ERROR
 
 
-def test_same_seed_same_weights_and_argument_checks(make_trainer):
+def test_same_seed_same_weights_and_argument_checks(make_trainer, parts_factory):
     a = make_trainer(max_epochs=2).fit().model.state_dict()
     b = make_trainer(max_epochs=2).fit().model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    model, optimizer, loader, _, _ = __import__("conftest").make_parts()
+    model, optimizer, loader, _, _ = parts_factory()
     with pytest.raises(ValueError, match="max_epochs or max_steps"):
         Trainer(model, optimizer, nn.functional.cross_entropy, loader)
     with pytest.raises(ValueError, match="max_steps"):
