@@ -22,3 +22,15 @@ def test_doctor_cli_writes_a_report(tmp_path, capsys):
 def test_doctor_cli_rejects_bad_budget(capsys):
     assert main(["doctor", "--inits", "1"]) == 2
     assert "--inits" in capsys.readouterr().err
+
+
+def test_doctor_cli_on_a_finished_run_uses_its_curves(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--model", "mlp", "--epochs", "2", "--out", str(run), "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["doctor", "--run", str(run), "--inits", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "overfitting" in printed and "underfitting" in printed
+    report = (run / "doctor" / "report.md").read_text()
+    assert "fitting.png" in report

@@ -13,7 +13,9 @@ distribution.
 
 ``per_example_gradients`` computes all ∇f_i in one call (``torch.func.vmap`` over ``grad`` of a
 ``functional_call``); ``gradient_confusion`` returns every pairwise cosine (upper triangle), the
-minimum cosine, the minimum raw inner product (the paper's -η) and quantiles.
+minimum cosine, the minimum raw inner product (the paper's -η) and quantiles. The doctor measures
+it on a re-initialised copy, as the paper's claims are about architectures at init: on trained
+weights, a few hard examples of confusable classes have nearly opposite gradients by nature.
 
 Deviation: the model runs in eval mode so that each example's loss depends on that example only
 (batch normalisation in training mode would couple them).
@@ -35,11 +37,14 @@ from torch.func import functional_call, grad, vmap
 from dlskills.diagnose._hooks import check_positive_int, concat_batches, model_device, take_batches
 from dlskills.diagnose.doctor import Check, grade
 
-# Cosines of per-example gradients of unrelated examples concentrate near 0 in wide nets; a pair
-# pointing in nearly opposite directions (cos < -0.5) means one example's step undoes another's.
-# Measured minima over 32 examples: -0.1 to -0.3 for digits CNNs and wide MLPs at init.
-CONFUSION_WARN = -0.5
-CONFUSION_FAIL = -0.9
+# The check grades the 5% quantile of the pairwise cosines (the minimum of ~500 pairs is an
+# extreme value dominated by one hard pair). At init, measured q05: -0.05 to -0.25 for 1-4 layer
+# MLPs and the digits CNN, -0.35 to -0.55 for 8-layer MLPs (deeper: more confusion, as in the
+# paper). Below -0.4 a twentieth of the example pairs pull the weights in clearly opposed
+# directions; below -0.7 they nearly cancel.
+CONFUSION_WARN = -0.4
+CONFUSION_FAIL = -0.7
+CONFUSION_QUANTILE = 0.05
 
 
 def per_example_gradients(
@@ -88,14 +93,16 @@ class GradientConfusion:
         return {f"q{round(p * 100):02d}": float(v) for p, v in zip(q, values)}
 
     def checks(self) -> list[Check]:
+        low = float(torch.quantile(self.cosines.double(), CONFUSION_QUANTILE))
         return [
             grade(
                 "gradient_confusion",
-                self.min_cosine,
+                low,
                 warn=CONFUSION_WARN,
                 fail=CONFUSION_FAIL,
                 lower_is_worse=True,
-                what=f"min pairwise cosine of per-example gradients (mean {self.mean_cosine:.3g})",
+                what=f"5% quantile of pairwise cosines of per-example gradients "
+                f"(min {self.min_cosine:.3g}, mean {self.mean_cosine:.3g})",
             )
         ]
 
@@ -113,6 +120,7 @@ class GradientConfusion:
         fig, ax = new_figure()
         ax.hist(self.cosines.tolist(), bins=50, range=(-1.0, 1.0))
         ax.axvline(CONFUSION_WARN, color="orange", linestyle="--", linewidth=0.8)
+        ax.axvline(CONFUSION_FAIL, color="red", linestyle="--", linewidth=0.8)
         ax.set(
             xlabel="cosine of per-example gradients",
             ylabel="pairs",

@@ -15,7 +15,7 @@ init_fm1, init_fm2     drift / variance of activation lengths       init_check (
 vanishing_gradients    min/max relative gradient across layers      gradient_flow (1211.5063)
 exploding_gradients    max relative gradient |g|/|W|                gradient_flow
 jacobian_spread        Var of ln‖J u‖² over random directions       jacobian (1812.05994)
-gradient_confusion     min pairwise cosine of per-example grads     confusion (1904.06963)
+gradient_confusion     5% quantile of per-example grad cosines      confusion (1904.06963)
 dead_units             worst layer's fraction of constant units     activations (1905.08618)
 saturated_units        worst layer's fraction at the bounds         activations
 overfitting            train - val accuracy gap (and loss trend)    fitting
@@ -24,7 +24,8 @@ underfitting           train loss / constant-predictor loss         fitting (und
 
 Budget (defaults; all on copies of the model, never the user's weights): ``n_inits=5`` random
 re-inits for the init and Jacobian checks, ``num_batches=2`` loader batches for gradient flow
-and activations, ``confusion_examples=32`` per-example gradients, ``jacobian_examples=16``, and
+and activations, ``confusion_examples=32`` per-example gradients (of a re-initialised copy),
+``jacobian_examples=16``, and
 — only when no ``history`` of per-epoch metrics is given — a short fit of a deep copy for
 ``fit_steps=200`` Adam steps at ``lr=1e-3``, evaluated at 8 points on training batches and on
 ``val_loader`` (or, without one, on every 5th batch of ``loader`` held out of training).
@@ -277,7 +278,13 @@ def doctor(
     import torch
     from torch import nn
 
-    from dlskills.diagnose._hooks import check_positive_int, concat_batches, take_batches
+    from dlskills.diagnose._hooks import (
+        check_positive_int,
+        concat_batches,
+        detached_copy,
+        reinitialize,
+        take_batches,
+    )
     from dlskills.diagnose.activations import activation_stats
     from dlskills.diagnose.confusion import gradient_confusion
     from dlskills.diagnose.fitting import analyse_fit, constant_predictor_loss, short_fit
@@ -325,7 +332,12 @@ def doctor(
         )
         optional(
             "gradient_confusion",
-            lambda: gradient_confusion(model, loader, loss_fn, num_examples=confusion_examples),
+            lambda: gradient_confusion(
+                reinitialize(detached_copy(model), seed, init_fn),
+                loader,
+                loss_fn,
+                num_examples=confusion_examples,
+            ),
         )
         try:
             record("activations", activation_stats(model, loader, num_batches=num_batches))

@@ -145,7 +145,7 @@ class LogNormStatistics:
                 variance,
                 warn=SPREAD_WARN,
                 fail=SPREAD_FAIL,
-                what=f"Var[ln |J u|^2] over random directions and inits (mean {self.mean:.3g})",
+                what=f"Var[ln |J u|^2] over random directions u (mean {self.mean:.3g})",
             )
         ]
 
