@@ -10,9 +10,11 @@ mask), gathered from a channels-last copy of the input padded by one zero pixel;
 ``embedding_bag`` sums each bag without materialising the four corner tensors. One matrix
 product with the weight (one per weight group) finishes the convolution. The backward pass of
 the gather is a small autograd Function: the input gradient is the same weighted bag-sum over
-the output gradient with bags sorted by pixel, and the gradient of the bilinear weights is a
-sampled dense-dense product (``torch.sparse.sampled_addmm``); the chain rule from the bilinear
-weights to offsets and mask is left to autograd. No Python loop runs over positions.
+the output gradient, with bags sorted by their top-left pixel, and the gradient of the bilinear
+weights is a sampled dense-dense product (``torch.sparse.sampled_addmm``); the chain rule from
+the bilinear weights to offsets and mask is left to autograd. No Python loop runs over
+positions. Forward + backward measured ≈ 3.5–4× ``F.conv2d`` of the same shape on CPU
+(``benchmarks/layers.py``), against 27–103× for torchvision's serial CPU kernel.
 """
 
 from __future__ import annotations
@@ -51,44 +53,60 @@ def _bags_matrix(index: Tensor, rows: int, dtype: torch.dtype) -> Tensor:
 
 
 class _BilinearBags(torch.autograd.Function):
-    """columns[n] = Σ_c weights[n, c] · rows[index[n, c]] for bags of four corners (c = 0..3).
+    """columns[n] = Σ_c weights[n, c] · rows[top_left[n] + corner_step[c]], c = 0..3.
 
-    Corner indices of a bag are strictly increasing (top-left, top-right, bottom-left,
-    bottom-right of a padded grid), which the sparse pattern in the backward pass relies on.
+    ``corner_step`` (top-left, top-right, bottom-left, bottom-right of a padded grid) is strictly
+    increasing, which the sparse pattern in the backward pass relies on.
     """
 
     @staticmethod
-    def forward(ctx, rows: Tensor, index: Tensor, weights: Tensor) -> Tensor:
-        ctx.save_for_backward(rows, index, weights)
-        return F.embedding_bag(index, rows, per_sample_weights=weights, mode="sum")
+    def forward(
+        ctx, rows: Tensor, top_left: Tensor, corner_step: Tensor, weights: Tensor
+    ) -> Tensor:
+        ctx.save_for_backward(rows, top_left, corner_step, weights)
+        index = top_left.unsqueeze(-1) + corner_step
+        # detached inputs select the forward-only kernel, which skips the bookkeeping that
+        # embedding_bag's own backward would need (this Function has its own backward)
+        return F.embedding_bag(
+            index, rows.detach(), per_sample_weights=weights.detach(), mode="sum"
+        )
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_columns: Tensor) -> tuple[Tensor | None, None, Tensor | None]:
-        rows, index, weights = ctx.saved_tensors
+    def backward(ctx, grad_columns: Tensor) -> tuple[Tensor | None, None, None, Tensor | None]:
+        rows, top_left, corner_step, weights = ctx.saved_tensors
         grad_columns = grad_columns.contiguous()
         grad_rows = grad_weights = None
         if ctx.needs_input_grad[0]:
-            # The transpose of the gather: bag the output gradient by the pixel it came from.
-            flat_index = index.reshape(-1)
-            if rows.shape[0] < 2**31:
-                flat_index = flat_index.int()  # sorting 32-bit keys takes half the time
-            sorted_index, order = torch.sort(flat_index)
-            counts = torch.bincount(sorted_index, minlength=rows.shape[0])
+            # The transpose of the gather: bag the output gradient by the row it came from.
+            # A corner's row is the top-left row plus a constant, so one sort of the N top-left
+            # rows orders all four corners (sorting 4N keys measured several times slower).
+            keys = top_left.int() if rows.shape[0] < 2**31 else top_left
+            sorted_keys, order = torch.sort(keys)
+            counts = torch.bincount(sorted_keys, minlength=rows.shape[0])
             starts = torch.cumsum(counts, 0) - counts
-            grad_rows = F.embedding_bag(
-                torch.div(order, 4, rounding_mode="floor"),
+            # one weighted bag-sum for all corners: bag (c, r) sums the gradients of the bags
+            # whose top-left row is r, weighted by their corner-c weight; it belongs to row
+            # r + corner_step[c]
+            bags = rows.shape[0]
+            corner_offsets = torch.arange(4, device=order.device).unsqueeze(1) * order.numel()
+            bag_sums = F.embedding_bag(
+                order.repeat(4),
                 grad_columns,
-                starts,
-                per_sample_weights=weights.reshape(-1)[order],
+                (starts + corner_offsets).reshape(-1),
+                per_sample_weights=weights[order].t().reshape(-1),
                 mode="sum",
-            )
-        if ctx.needs_input_grad[2]:
+            ).view(4, bags, -1)
+            grad_rows = torch.zeros_like(rows)
+            for corner, step in enumerate(corner_step.tolist()):
+                grad_rows[step:] += bag_sums[corner, : bags - step]
+        if ctx.needs_input_grad[3]:
             # d columns[n] / d weights[n, c] = rows[index[n, c]]: a dot product per bag corner.
+            index = top_left.unsqueeze(-1) + corner_step
             pattern = _bags_matrix(index, rows.shape[0], grad_columns.dtype)
             sampled = torch.sparse.sampled_addmm(pattern, grad_columns, rows.t(), beta=0.0)
             grad_weights = sampled.values().view_as(weights)
-        return grad_rows, None, grad_weights
+        return grad_rows, None, None, grad_weights
 
 
 def _check_deform_shapes(
@@ -243,8 +261,8 @@ def deform_conv2d(
     pixel = top_left + image_start.view(batch, 1, 1, 1, 1)
     group = torch.arange(offset_groups, device=device)
     corner_step = torch.tensor([0, 1, padded_w, padded_w + 1], device=device) * offset_groups
-    index = ((pixel * offset_groups + group).unsqueeze(-1) + corner_step).view(-1, 4)
-    columns = _BilinearBags.apply(rows, index, corner_weights.reshape(-1, 4))
+    top_left_row = (pixel * offset_groups + group).reshape(-1)
+    columns = _BilinearBags.apply(rows, top_left_row, corner_step, corner_weights.reshape(-1, 4))
 
     positions = batch * out_h * out_w
     if groups == 1:
