@@ -8,6 +8,7 @@ of outputs (classes, or the regression target's width). Metadata: ``family`` ("m
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,17 @@ from dlskills.nn.normalization import (
 
 MODELS = Registry("model", discover="dlskills.models")
 register_model = MODELS.register
+
+
+class SequentialModel(nn.Sequential):
+    """``nn.Sequential`` base of the zoo's feed-forward models. Slicing returns a plain
+    ``nn.Sequential`` of the same (shared) modules, e.g. ``model[:3]`` for the first layers or to
+    split a model into stages (torch's own slicing would call the subclass's constructor)."""
+
+    def __getitem__(self, index: int | slice) -> nn.Module:
+        if isinstance(index, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
 
 
 def check_positive_int(name: str, value: Any) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from dlskills.models._registry import (
+    SequentialModel,
     check_dropout,
     check_positive_int,
     check_shape,
@@ -28,7 +29,7 @@ from dlskills.models._registry import (
 
 
 @register_model("cnn", catalog_id="1904.05526", family="cnn", input="image")
-class CNN(nn.Sequential):
+class CNN(SequentialModel):
     """Conv stages with max-pooling, then global average pooling and a linear classifier."""
 
     def __init__(

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from dlskills.models._registry import (
+    SequentialModel,
     check_positive_int,
     check_shape,
     finish,
@@ -49,7 +50,7 @@ def _mlp_layers(
 
 
 @register_model("generator", catalog_id="1904.05526", family="generative", input="latent")
-class Generator(nn.Sequential):
+class Generator(SequentialModel):
     """MLP from a ``latent_dim`` Gaussian code to a sample of ``input_shape``."""
 
     def __init__(
@@ -86,7 +87,7 @@ class Generator(nn.Sequential):
 
 
 @register_model("gan_discriminator", catalog_id="1904.05526", family="generative", input="any")
-class Discriminator(nn.Sequential):
+class Discriminator(SequentialModel):
     """Flatten → MLP(widths) → one logit (real vs generated)."""
 
     def __init__(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from dlskills.models._registry import (
+    SequentialModel,
     check_dropout,
     check_positive_int,
     check_shape,
@@ -39,7 +40,7 @@ def hidden_widths(depth: int, width: int | Sequence[int]) -> list[int]:
 
 
 @register_model("mlp", catalog_id="1904.05526", family="mlp", input="any")
-class MLP(nn.Sequential):
+class MLP(SequentialModel):
     """Flatten → ``depth`` × [Linear → norm → activation → dropout] → Linear(num_classes)."""
 
     def __init__(

@@ -25,6 +25,7 @@ from torch import nn
 
 from dlskills.init.residual import zero_init_residual as zero_residual_branches
 from dlskills.models._registry import (
+    SequentialModel,
     check_positive_int,
     check_shape,
     finish,
@@ -71,7 +72,7 @@ class BasicBlock(nn.Module):
 
 
 @register_model("resnet", catalog_id="1904.05526", family="resnet", input="image")
-class ResNet(nn.Sequential):
+class ResNet(SequentialModel):
     """CIFAR-style ResNet-(6n+2): stem → 3 stages of BasicBlocks → global pool → Linear."""
 
     def __init__(
