@@ -216,3 +216,18 @@ def test_closure_that_already_called_backward_is_a_clear_error():
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         CurveBall([torch.zeros(1, requires_grad=True)], **kwargs)
+
+
+def test_two_by_two_solve_is_the_minimum_norm_solution():
+    import numpy as np
+
+    from dlskills.optim.curveball import _solve_2x2
+
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        m = rng.normal(size=(2, 2))
+        a = m @ m.T if trial % 2 else np.outer(m[0], m[0])  # full rank, then rank one
+        b = a @ rng.normal(size=2) if trial % 2 == 0 else rng.normal(size=2)
+        expected = np.linalg.pinv(a) @ b
+        assert np.allclose(_solve_2x2(a[0, 0], a[0, 1], a[1, 1], *b), expected, atol=1e-8)
+    assert _solve_2x2(0.0, 0.0, 0.0, 1.0, 1.0) == (0.0, 0.0)

@@ -18,7 +18,8 @@ w.r.t. the parameters, H_L the Hessian of the loss w.r.t. the outputs) or C = H 
 as in the authors' code (jotaf98/curveball, MatConvNet), which also starts from ρ = 0.9,
 β = 0.1, λ = 1 and, when the 2×2 system is singular (z = 0 on the first step), falls back to
 finite values; we take the minimum-norm least-squares solution, which at z = 0 is ρ = 0,
-β = gᵀΔz/ΔzᵀĈΔz (an exact line search along Δz).
+β = gᵀΔz/ΔzᵀĈΔz (an exact line search along Δz). The Gauss-Newton form assumes the loss depends
+on the parameters only through ``outputs`` (put weight decay in the model, not the loss).
 
 Closure contract (differs from torch's: CurveBall differentiates the closure itself, so the
 closure must NOT call ``backward``):
@@ -37,6 +38,7 @@ on λ-update steps) and three to four extra backward passes. ``gauss_newton_prod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -113,23 +115,30 @@ class _Hessian:
 
 def _curvature(result: Any, params: list[Tensor]) -> tuple[Tensor, _GaussNewton | _Hessian]:
     """(loss, product operator) from what the closure returned."""
-    if isinstance(result, tuple | list):
-        if len(result) != 2:
-            raise ValueError("the closure must return loss or (loss, outputs)")
-        loss, outputs = result
-        operator: _GaussNewton | _Hessian = _GaussNewton(loss, outputs, params)
-    else:
-        loss = result
-        operator = _Hessian(loss, params)
-    return loss, operator
-
-
-def _check_graph(loss: Any) -> None:
+    if isinstance(result, tuple | list) and len(result) != 2:
+        raise ValueError("the closure must return loss or (loss, outputs)")
+    loss = result[0] if isinstance(result, tuple | list) else result
     if not (isinstance(loss, Tensor) and loss.requires_grad):
         raise ValueError(
             "CurveBall's closure must return a loss that still has its graph (do not call "
             "backward() or detach inside the closure); it differentiates the closure itself"
         )
+    if isinstance(result, tuple | list):
+        return loss, _GaussNewton(loss, result[1], params)
+    return loss, _Hessian(loss, params)
+
+
+def _solve_2x2(a11: float, a12: float, a22: float, b1: float, b2: float) -> tuple[float, float]:
+    """Minimum-norm solution (x1, x2) of [[a11, a12], [a12, a22]]·x = b, in closed form (plain
+    floats: deterministic to the last bit, which checkpoint resumption relies on)."""
+    det = a11 * a22 - a12 * a12
+    if abs(det) > 1e-12 * max(a11 * a22, a12 * a12, 1e-300):
+        return (a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det
+    # rank ≤ 1 (z = 0 on the first step): A = t·uuᵀ with t = trace, pseudo-inverse A / t²
+    trace = a11 + a22
+    if trace == 0.0:
+        return 0.0, 0.0
+    return (a11 * b1 + a12 * b2) / trace**2, (a12 * b1 + a22 * b2) / trace**2
 
 
 def gauss_newton_product(
@@ -221,10 +230,7 @@ class CurveBall(torch.optim.Optimizer):
         params = [p for group in self.param_groups for p in group["params"]]
         glob = self._global_state()
         with torch.enable_grad():
-            result = closure()
-            loss = result[0] if isinstance(result, tuple | list) else result
-            _check_graph(loss)
-            loss, product = _curvature(result, params)
+            loss, product = _curvature(closure(), params)
             z = []
             for p in params:
                 state = self.state[p]
@@ -237,15 +243,14 @@ class CurveBall(torch.optim.Optimizer):
             if self.auto_params:
                 cdelta = product(delta)
         with torch.no_grad():
-            b = torch.stack([_dot(gradient, delta), _dot(gradient, z)]).double()
+            b1, b2 = float(_dot(gradient, delta)), float(_dot(gradient, z))
             if self.auto_params:
-                a11 = _dot(delta, cdelta) + lambd * _dot(delta, delta)
-                a12 = _dot(z, cdelta) + lambd * _dot(delta, z)
-                a22 = _dot(z, cz) + lambd * _dot(z, z)
-                system = torch.stack([torch.stack([a11, a12]), torch.stack([a12, a22])]).double()
-                solution = torch.linalg.lstsq(system, b.unsqueeze(1), driver="gelsd").solution[:, 0]
-                if torch.isfinite(solution).all():
-                    glob["beta"], glob["momentum"] = float(solution[0]), -float(solution[1])
+                a11 = float(_dot(delta, cdelta) + lambd * _dot(delta, delta))
+                a12 = float(_dot(z, cdelta) + lambd * _dot(delta, z))
+                a22 = float(_dot(z, cz) + lambd * _dot(z, z))
+                beta, minus_rho = _solve_2x2(a11, a12, a22, b1, b2)
+                if math.isfinite(beta) and math.isfinite(minus_rho):
+                    glob["beta"], glob["momentum"] = beta, -minus_rho
                 else:  # the authors' sanity fallback
                     glob["beta"], glob["momentum"] = 0.0, 0.0
             beta, rho = glob["beta"], glob["momentum"]
@@ -257,7 +262,7 @@ class CurveBall(torch.optim.Optimizer):
                     zi.mul_(rho).sub_(di, alpha=beta)
                     p.add_(zi, alpha=group["lr"])
             if self.auto_lambda and glob["curveball_step"] % self.lambda_interval == 0:
-                predicted = -0.5 * float(beta * b[0] - rho * b[1])
+                predicted = -0.5 * (beta * b1 - rho * b2)
                 new_result = closure()
                 new_loss = new_result[0] if isinstance(new_result, tuple | list) else new_result
                 ratio = (float(new_loss) - float(loss)) / predicted if predicted else float("nan")
