@@ -112,3 +112,24 @@ def test_callback_removes_hooks_on_exception():
     callback.on_exception(trainer, RuntimeError("boom"))
     callback.on_fit_end(trainer)
     assert not model[1]._forward_hooks
+
+
+def test_callback_with_the_trainer(tmp_path):
+    from dlskills.train import Trainer
+
+    model = build_mlp([8, 8], din=4, dout=2)
+    callback = ActivationStatsCallback(every=3)
+    batches = [(torch.randn(16, 4), torch.randint(0, 2, (16,))) for _ in range(4)]
+    Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        batches,
+        callbacks=[callback],
+        max_epochs=2,
+        run_dir=tmp_path,
+    ).fit()
+    assert [row["step"] for row in callback.history] == [0, 3, 6]
+    assert callback.history[0]["layers"] == ["1", "3"]
+    assert all(not module._forward_hooks for module in model.modules())
+    assert (tmp_path / "activations.png").is_file()

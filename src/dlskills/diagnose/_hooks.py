@@ -99,18 +99,27 @@ class ActivationRecorder:
         self.records.clear()
         self._calls.clear()
 
-    def __enter__(self) -> ActivationRecorder:
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
+
+    def attach(self) -> ActivationRecorder:
+        """Register the hooks (re-attaching cleanly if they are still on) and clear records."""
+        self.remove()
         self.clear()
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules]
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+    def __enter__(self) -> ActivationRecorder:
+        return self.attach()
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -232,7 +232,9 @@ class ActivationStats:
         shown = self.layers[:8]
         fig, axes = new_figure(1, len(shown) + 1, size=(3.2, 3.2))
         for ax, stats in zip(axes[0], shown):
-            image = ax.imshow(stats.class_means.numpy(), aspect="auto", cmap="viridis")
+            image = ax.imshow(
+                stats.class_means.numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
+            )
             ax.set(
                 xlabel="unit", ylabel="class", title=f"{stats.name}\ndead {stats.dead_fraction:.0%}"
             )
@@ -321,7 +323,7 @@ class ActivationStatsCallback(Callback):
     def on_batch_start(self, trainer: Trainer) -> None:
         if self._recorder is not None and trainer.step % self.every == 0:
             self._sampled_step = int(trainer.step)
-            self._recorder.__enter__()
+            self._recorder.attach()
 
     def on_after_backward(self, trainer: Trainer) -> None:
         self._collect()
@@ -329,9 +331,12 @@ class ActivationStatsCallback(Callback):
     def on_batch_end(self, trainer: Trainer) -> None:
         self._collect()
 
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._collect()  # a batch cancelled before backward fires neither event above
+
     def _collect(self) -> None:
         recorder = self._recorder
-        if recorder is None or not recorder._handles:
+        if recorder is None or not recorder.attached:
             return
         recorder.remove()
         if recorder.records:
