@@ -57,3 +57,10 @@ def test_verb_module_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_function_choices_match_the_library():
+    from dlskills._cli.plot import _FUNCTIONS
+    from dlskills.optim.test_functions import FUNCTIONS
+
+    assert set(_FUNCTIONS) == set(FUNCTIONS)

@@ -228,3 +228,11 @@ def test_argument_and_size_checks():
         optimizer.step()
     with pytest.raises(ValueError, match="backward"):
         optimizer.step(lambda: p[0].square().sum())
+
+
+def test_remove_hooks_detaches_kfac():
+    model = nn.Linear(2, 1)
+    optimizer = NaturalGradient(model.parameters(), fisher="kfac", model=model)
+    assert len(model._forward_hooks) == 1
+    optimizer.remove_hooks()
+    assert len(model._forward_hooks) == 0

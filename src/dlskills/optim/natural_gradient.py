@@ -34,6 +34,9 @@ closure must NOT call backward; it returns ``(loss, outputs)`` with ``outputs`` 
         outputs = model(x)
         return loss_fn(outputs, y), outputs
 
+K-FAC keeps forward hooks on the model's nn.Linear layers for the optimizer's lifetime
+(``remove_hooks()`` detaches them).
+
 Cost: "exact" and "empirical" build J (B·m × n) and an n × n matrix and solve it (O(n³)); they
 refuse n > ``max_params`` (default 4096). "kfac" costs two small matrix inverses per layer.
 Deviations from the paper: the damping λ is fixed (no Levenberg–Marquardt adaptation) and K-FAC's
@@ -202,6 +205,13 @@ class NaturalGradient(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         check_positive("lr", self.param_groups[-1]["lr"])
+
+    def remove_hooks(self) -> None:
+        """Detach K-FAC's forward hooks from the model (the optimizer cannot step afterwards)."""
+        recorder = getattr(self, "_recorder", None)
+        if recorder is not None:
+            recorder.remove()
+            recorder.records.clear()
 
     def _average(self, state: dict[str, Any], key: str, value: Tensor) -> Tensor:
         """Zero-debiased running average of ``value`` stored under ``key`` (decay 0: value)."""
