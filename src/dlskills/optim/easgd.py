@@ -10,7 +10,7 @@ elastic force. Rule (the paper's Algorithm 1 / 2 for worker k, t its local step 
 
 α is the moving rate; the paper ties it to β = K·α = 0.9 (our default α = 0.9/K).
 ``elastic_average_`` is the elastic update alone, over lists of tensors (for-loop and foreach);
-the torch.distributed version in ``dlskills.distributed`` shares it.
+it is written for the torch.distributed version (``dlskills.distributed``, not yet built) to share.
 
 ``EASGD`` is a torch.optim.Optimizer over the centre variable: the parameters it was given hold x̃
 between steps; ``state[p]["workers"]`` (shape (K, *p.shape)) holds the K workers. ``step(closure)``
