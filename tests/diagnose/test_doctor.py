@@ -81,8 +81,15 @@ def test_sick_mlp_fails_with_recommendations(classification_batch):
 def test_doctor_validates_arguments(classification_batch):
     with pytest.raises(TypeError, match="model"):
         doctor(object(), classification_batch, nn.CrossEntropyLoss())
-    with pytest.raises(ValueError, match="fit_steps"):
-        doctor(build_mlp([4]), classification_batch, nn.CrossEntropyLoss(), fit_steps=-1)
+    loss = nn.CrossEntropyLoss()
+    for bad, name in (
+        ({"fit_steps": -1}, "fit_steps"),
+        ({"n_inits": 1}, "n_inits"),
+        ({"confusion_examples": 1}, "confusion_examples"),
+        ({"lr": 0.0}, "lr"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            doctor(build_mlp([4]), classification_batch, loss, **bad)
 
 
 def test_fit_steps_zero_skips_the_fitting_checks(classification_batch):

@@ -298,6 +298,11 @@ def doctor(
         raise TypeError("loss_fn must be callable (outputs, targets) -> scalar tensor")
     check_positive_int(fit_steps, "fit_steps", minimum=0)
     check_positive_int(n_inits, "n_inits", minimum=2)
+    check_positive_int(num_batches, "num_batches")
+    check_positive_int(confusion_examples, "confusion_examples", minimum=2)
+    check_positive_int(jacobian_examples, "jacobian_examples")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
 
     checks: list[Check] = []
     details: dict[str, Any] = {}
