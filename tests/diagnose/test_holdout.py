@@ -60,7 +60,9 @@ def test_thresholdout_noise_has_the_laplace_scale(holdout):
     sigma = 0.01
     guard = HoldoutGuard(x, y, sigma=sigma, budget=10_000, seed=3)
     predictions = labels_with_accuracy(y, 0.6)
-    answers = torch.tensor([guard.query(predictions, train_accuracy=1.0) for _ in range(4000)])
+    answers = torch.tensor(
+        [guard.query(predictions, train_accuracy=1.0) for _ in range(4000)], dtype=torch.float64
+    )
     revealed = answers != 1.0
     noise = answers[revealed] - 0.6
     assert guard.revealed == int(revealed.sum()) > 3990  # a gap of 0.4 ≫ T + noise (nearly always)
