@@ -30,11 +30,13 @@ def test_help_does_not_import_torch():
 
 def test_short_run_writes_the_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", *FAST, "--epochs", "3", "--out", str(out), "--seed", "1"]) == 0
+    # the default model and recipe on a 3-epoch budget (60 steps)
+    assert main(["train", "--epochs", "3", "--out", str(out), "--seed", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    # stated bar for this short budget (the default recipe's ≥ 98 % is the slow test below)
-    assert summary["test_accuracy"] >= 0.85
+    # stated bar for this short budget (measured 95.2 %; the full recipe's ≥ 98 % is the slow
+    # test below)
+    assert summary["test_accuracy"] >= 0.90
     assert f"{100 * summary['test_accuracy']:.2f} %" in printed
     assert summary["epochs"] == 3 and summary["steps"] == 60 and summary["seed"] == 1
     assert summary["stop_reason"] == "completed" and summary["parameters"] > 0
@@ -46,7 +48,7 @@ def test_short_run_writes_the_run_folder(tmp_path, capsys):
     assert len(rows) == 4 and rows[0].startswith("epoch,step,seconds")
     report = (out / "report.md").read_text()
     assert f"{100 * summary['test_accuracy']:.2f} %" in report and "![loss](loss.png)" in report
-    assert json.loads((out / "config.json").read_text())["model"] == "mlp"
+    assert json.loads((out / "config.json").read_text())["model"] == "cnn"
 
     from dlskills.train.runs import load_run
 
