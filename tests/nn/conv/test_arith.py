@@ -168,6 +168,14 @@ def test_guide_figures_transposed(config, i_t, stretched, p_t, a, number):
     assert (found.number, found.output) == (number, config[0])
 
 
+def test_numpy_integers_are_accepted_and_python_ints_returned():
+    np = pytest.importorskip("numpy")
+    out = conv_out(np.int64(6), np.int32(3), np.int64(2), np.int64(1))
+    assert out == 3 and type(out) is int
+    eq = transposed_equivalent(np.int64(6), 3, np.int64(2), 1)
+    assert (eq.a, type(eq.a)) == (1, int)
+
+
 def test_pooling_relationship_and_default_stride():
     assert pool_out(5, 3, 1) == 3  # R7
     assert pool_out(6, 2) == 3  # stride defaults to the kernel

@@ -40,6 +40,7 @@ unit ``start``, in input-pixel coordinates where pixel u has centre u):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,10 @@ __all__ = [
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    """``value`` as an int (any integer type, e.g. numpy's, but not bool), at least ``minimum``."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = operator.index(value)
     if value < minimum:
         kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name} must be {kind} (>= {minimum}), got {value}")
@@ -72,8 +75,8 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 def effective_kernel(k: int, d: int = 1) -> int:
     """The dilated kernel size k̂ = k + (k − 1)(d − 1) = d(k − 1) + 1."""
-    _check_int("kernel size k", k, 1)
-    _check_int("dilation d", d, 1)
+    k = _check_int("kernel size k", k, 1)
+    d = _check_int("dilation d", d, 1)
     return d * (k - 1) + 1
 
 
@@ -87,9 +90,9 @@ def _check_fits(i: int, k_hat: int, p: int) -> None:
 
 def conv_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     """Convolution output size o = ⌊(i + 2p − k̂)/s⌋ + 1 (R1–R6, R15), as ``nn.Conv*d``."""
-    _check_int("input size i", i, 1)
-    _check_int("stride s", s, 1)
-    _check_int("padding p", p, 0)
+    i = _check_int("input size i", i, 1)
+    s = _check_int("stride s", s, 1)
+    p = _check_int("padding p", p, 0)
     k_hat = effective_kernel(k, d)
     _check_fits(i, k_hat, p)
     return (i + 2 * p - k_hat) // s + 1
@@ -104,10 +107,10 @@ def pool_out(
     rounds up, except that the last window must start inside the input or the left padding;
     as in PyTorch, that last window may then reach past the right padding.
     """
-    _check_int("input size i", i, 1)
-    _check_int("kernel size k", k, 1)
+    i = _check_int("input size i", i, 1)
+    k = _check_int("kernel size k", k, 1)
     s = k if s is None else _check_int("stride s", s, 1)
-    _check_int("padding p", p, 0)
+    p = _check_int("padding p", p, 0)
     k_hat = effective_kernel(k, d)
     if p > k // 2:
         raise ValueError(
@@ -133,10 +136,10 @@ def conv_transpose_out(
 ) -> int:
     """Transposed convolution output size o' = s(i − 1) + a + k̂ − 2p (R8–R14 with a =
     ``output_padding``), as ``nn.ConvTranspose*d``."""
-    _check_int("input size i", i, 1)
-    _check_int("stride s", s, 1)
-    _check_int("padding p", p, 0)
-    _check_int("output_padding", output_padding, 0)
+    i = _check_int("input size i", i, 1)
+    s = _check_int("stride s", s, 1)
+    p = _check_int("padding p", p, 0)
+    output_padding = _check_int("output_padding", output_padding, 0)
     k_hat = effective_kernel(k, d)
     if output_padding >= max(s, d):
         raise ValueError(
@@ -271,7 +274,8 @@ def transposed_equivalent(
     k' = k, s' = 1, p' = k̂ − p − 1, the input stretched by s − 1 zeros between units and
     a = (i + 2p − k̂) mod s zeros added at the bottom/right; its output size is i.
     """
-    o = conv_out(i, k, s, p, d)
+    o = conv_out(i, k, s, p, d)  # validates the arguments
+    i, k, s, p, d = (operator.index(v) for v in (i, k, s, p, d))
     k_hat = effective_kernel(k, d)
     a = (i + 2 * p - k_hat) % s
     stretched = o + (o - 1) * (s - 1)
@@ -355,11 +359,11 @@ def receptive_field(layers: Iterable[Any]) -> ReceptiveField:
         layer = _as_layer(spec)
         try:
             k_hat = effective_kernel(layer.k, layer.d)
-            _check_int("stride s", layer.s, 1)
-            _check_int("padding p", layer.p, 0)
+            stride = _check_int("stride s", layer.s, 1)
+            padding = _check_int("padding p", layer.p, 0)
         except (TypeError, ValueError) as error:
             raise type(error)(f"layer {index}: {error}") from None
         size += (k_hat - 1) * jump
-        start += ((k_hat - 1) / 2 - layer.p) * jump
-        jump *= layer.s
+        start += ((k_hat - 1) / 2 - padding) * jump
+        jump *= stride
     return ReceptiveField(size=size, jump=jump, start=start)
