@@ -37,6 +37,7 @@ from dlskills.optim._foreach import (
     dispatch,
     new_step_counter,
     params_with_grads,
+    scalar_or_list,
     step_counts,
 )
 from dlskills.optim._registry import register_optimizer
@@ -63,16 +64,18 @@ def _single_tensor_adabound(
         if weight_decay != 0:
             grad = grad.add(param, alpha=weight_decay)
         exp_avg, exp_avg_sq = exp_avgs[i], exp_avg_sqs[i]
-        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         if amsbound:
             torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
             denom = max_exp_avg_sqs[i].sqrt().add_(eps)
         else:
             denom = exp_avg_sq.sqrt().add_(eps)
-        update = torch.full_like(denom, step_sizes[i]).div_(denom)
-        update.clamp_(lower_bounds[i], upper_bounds[i]).mul_(exp_avg)
-        param.sub_(update)
+        # a 0-d tensor numerator divides in one kernel and rounds exactly like the reference's
+        # full_like(denom, step_size).div_(denom)
+        step_size = torch.tensor(step_sizes[i], dtype=denom.dtype, device=denom.device)
+        ratio = torch.div(step_size, denom).clamp_(lower_bounds[i], upper_bounds[i])
+        param.addcmul_(ratio, exp_avg, value=-1.0)
 
 
 def _multi_tensor_adabound(
@@ -103,11 +106,10 @@ def _multi_tensor_adabound(
         denom = torch._foreach_sqrt(exp_avg_sqs)
     torch._foreach_add_(denom, eps)
     torch._foreach_reciprocal_(denom)
-    torch._foreach_mul_(denom, step_sizes)
-    torch._foreach_clamp_min_(denom, lower_bounds)
-    torch._foreach_clamp_max_(denom, upper_bounds)
-    torch._foreach_mul_(denom, exp_avgs)
-    torch._foreach_sub_(params, denom)
+    torch._foreach_mul_(denom, scalar_or_list(step_sizes))
+    torch._foreach_clamp_min_(denom, scalar_or_list(lower_bounds))
+    torch._foreach_clamp_max_(denom, scalar_or_list(upper_bounds))
+    torch._foreach_addcmul_(params, denom, exp_avgs, value=-1.0)
 
 
 def adabound(

@@ -1,0 +1,206 @@
+"""Optimizer step time: the zoo against torch Adam (foreach, fused) and the peer packages.
+
+Parameter lists with random gradients (no model): a ResNet-18-shaped list (62 tensors, 11.69 M
+parameters, shapes below) and a many-small-tensors list (400 × 1024, the regime where foreach
+wins), plus few-large (4 × 2²²) to show where it loses. For every candidate one ``step()`` is
+timed per round, candidates interleaved within each round so machine-load drift hits all alike;
+the table shows the median over rounds and ratios to torch.optim.Adam(foreach=True) and
+Adam(fused=True) on the same list, and to the peer implementation of the same algorithm
+(adabound / torch_optimizer) where one exists. Zoo rows: the default path (foreach=None, the
+rule in dlskills.optim._foreach), the forced for-loop and foreach paths, and, with --compile,
+``compile_step`` (compile time printed apart; steady state measured after warm-up).
+
+Targets (issue 3): element-wise zoo default ≤ 1.3× Adam(foreach) and ≥ 2× faster than the peer;
+compile_step ≤ 1.5× Adam(fused).
+
+    python benchmarks/optim_step.py [--rounds 15] [--shapes resnet18 small large]
+                                    [--compile adabound aggmo] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+# torchvision.models.resnet18() parameter shapes in registration order (62 tensors, 11,689,512)
+RESNET18_SHAPES: list[tuple[int, ...]] = [(64, 3, 7, 7), (64,), (64,)]
+for _block in range(2):
+    RESNET18_SHAPES += [(64, 64, 3, 3), (64,), (64,), (64, 64, 3, 3), (64,), (64,)]
+for _width in (128, 256, 512):
+    _inp = _width // 2
+    RESNET18_SHAPES += [(_width, _inp, 3, 3), (_width,), (_width,)]
+    RESNET18_SHAPES += [(_width, _width, 3, 3), (_width,), (_width,)]
+    RESNET18_SHAPES += [(_width, _inp, 1, 1), (_width,), (_width,)]
+    RESNET18_SHAPES += [(_width, _width, 3, 3), (_width,), (_width,)]
+    RESNET18_SHAPES += [(_width, _width, 3, 3), (_width,), (_width,)]
+RESNET18_SHAPES += [(1000, 512), (1000,)]
+
+SHAPE_SETS: dict[str, list[tuple[int, ...]]] = {
+    "resnet18": RESNET18_SHAPES,
+    "small": [(1024,)] * 400,
+    "large": [(1 << 22,)] * 4,
+}
+
+ZOO: dict[str, dict[str, Any]] = {
+    "adabound": {"lr": 1e-3},
+    "amsbound": {"lr": 1e-3},
+    "aggmo": {"lr": 1e-3},
+    "pts_sgd": {"lr": 1e-3, "window": 10},
+    "storm": {},
+    "fg_sgd": {"lr": 1e-3},
+}
+
+
+def _peers() -> dict[str, list[tuple[str, Callable[[list[torch.Tensor]], Any]]]]:
+    peers: dict[str, list[tuple[str, Callable[[list[torch.Tensor]], Any]]]] = {}
+    try:
+        import adabound
+
+        peers.setdefault("adabound", []).append(
+            ("adabound.AdaBound", lambda ps: adabound.AdaBound(ps, lr=1e-3))
+        )
+        peers.setdefault("amsbound", []).append(
+            ("adabound.AdaBound(amsbound)", lambda ps: adabound.AdaBound(ps, amsbound=True))
+        )
+    except ImportError:
+        pass
+    try:
+        import torch_optimizer
+
+        peers.setdefault("adabound", []).append(
+            ("torch_optimizer.AdaBound", lambda ps: torch_optimizer.AdaBound(ps, lr=1e-3))
+        )
+        peers.setdefault("aggmo", []).append(
+            ("torch_optimizer.AggMo", lambda ps: torch_optimizer.AggMo(ps, lr=1e-3))
+        )
+    except ImportError:
+        pass
+    return peers
+
+
+def _parameters(shapes: list[tuple[int, ...]], seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    params = []
+    for shape in shapes:
+        p = (torch.randn(shape, generator=generator) * 0.05).requires_grad_()
+        p.grad = torch.randn(shape, generator=generator) * 1e-2
+        params.append(p)
+    return params
+
+
+def _stepper(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
+    from dlskills.optim import OPTIMIZERS
+
+    needs_closure = any(
+        type(optimizer) is e.obj and e.meta.get("needs_closure") for e in OPTIMIZERS.entries()
+    )
+    if needs_closure:  # gradients are already in .grad: the closure's cost is not measured
+        return lambda: optimizer.step(lambda: None)
+    return optimizer.step
+
+
+def bench_shape(shape_name: str, args: argparse.Namespace) -> None:
+    from dlskills.optim import create
+    from dlskills.optim.compile import compile_stats, compile_step
+
+    shapes = SHAPE_SETS[shape_name]
+    numel = sum(torch.Size(s).numel() for s in shapes)
+    print(f"\n## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters")
+    candidates: dict[str, Callable[[], Any]] = {}
+    group_of: dict[str, str] = {}
+    seed = 0
+
+    def add(label: str, build: Callable[[list[torch.Tensor]], Any], group: str = "") -> Any:
+        nonlocal seed
+        seed += 1
+        optimizer = build(_parameters(shapes, seed))
+        candidates[label] = _stepper(optimizer)
+        group_of[label] = group
+        return optimizer
+
+    add("torch Adam(foreach)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True))
+    add("torch Adam(fused)", lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True))
+    add("torch Adam(for-loop)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False))
+    peers = _peers()
+    compiled: dict[str, Any] = {}
+    for name in args.optimizers:
+        kwargs = ZOO[name]
+        add(f"{name} default", lambda ps, n=name, kw=kwargs: create(n, ps, **kw), name)
+        add(f"{name} for-loop", lambda ps, n=name, kw=kwargs: create(n, ps, foreach=False, **kw))
+        add(f"{name} foreach", lambda ps, n=name, kw=kwargs: create(n, ps, foreach=True, **kw))
+        for label, build in peers.get(name, []):
+            add(f"  peer {label}", build, f"peer:{name}")
+        if name in args.compile:
+            opt = add(
+                f"{name} compile_step",
+                lambda ps, n=name, kw=kwargs: compile_step(create(n, ps, **kw)),
+            )
+            started = time.perf_counter()
+            for _ in range(3):  # first call compiles, the second may recompile (dynamic ints)
+                candidates[f"{name} compile_step"]()
+            compiled[name] = (time.perf_counter() - started, compile_stats(opt))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # adabound's deprecated add() overloads
+        for step in candidates.values():  # warm-up: state allocation
+            step()
+        times: dict[str, list[float]] = {label: [] for label in candidates}
+        for _ in range(args.rounds):
+            for label, step in candidates.items():
+                started = time.perf_counter()
+                step()
+                times[label].append(time.perf_counter() - started)
+    median = {label: statistics.median(t) for label, t in times.items()}
+    adam_foreach, adam_fused = median["torch Adam(foreach)"], median["torch Adam(fused)"]
+    print("| candidate | median ms | × Adam(foreach) | × Adam(fused) | peer ÷ this |")
+    print("|---|---:|---:|---:|---:|")
+    for label, value in median.items():
+        peer_ratio = ""
+        name = label.split()[0]
+        peer_labels = [k for k, g in group_of.items() if g == f"peer:{name}"]
+        if group_of.get(label) == name and peer_labels:
+            fastest_peer = min(median[k] for k in peer_labels)
+            peer_ratio = f"{fastest_peer / value:.2f}"
+        print(
+            f"| {label} | {value * 1e3:.2f} | {value / adam_foreach:.2f} | "
+            f"{value / adam_fused:.2f} | {peer_ratio} |"
+        )
+    for name, (seconds, stats) in compiled.items():
+        print(
+            f"compile_step({name}): first 3 calls {seconds:.1f} s, of which compiling "
+            f"{stats.compile_seconds:.1f} s in {stats.compiling_calls} call(s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--shapes", nargs="+", default=["resnet18", "small", "large"], choices=sorted(SHAPE_SETS)
+    )
+    parser.add_argument("--optimizers", nargs="+", default=list(ZOO), choices=list(ZOO))
+    parser.add_argument(
+        "--compile",
+        nargs="*",
+        default=[],
+        choices=list(ZOO),
+        help="zoo optimizers to also run through compile_step (slow to build)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    assert len(RESNET18_SHAPES) == 62
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds")
+    for shape_name in args.shapes:
+        bench_shape(shape_name, args)
+
+
+if __name__ == "__main__":
+    main()
