@@ -176,6 +176,43 @@ def test_numpy_integers_are_accepted_and_python_ints_returned():
     assert (eq.a, type(eq.a)) == (1, int)
 
 
+# each relationship of the guide as its own formula (k̂ for k in the transposed ones)
+GUIDE_FORMULAS = {
+    1: lambda i, k, s, p, d, it, a: (i - k) + 1,
+    2: lambda i, k, s, p, d, it, a: (i - k) + 2 * p + 1,
+    3: lambda i, k, s, p, d, it, a: i,
+    4: lambda i, k, s, p, d, it, a: i + (k - 1),
+    5: lambda i, k, s, p, d, it, a: (i - k) // s + 1,
+    6: lambda i, k, s, p, d, it, a: (i + 2 * p - k) // s + 1,
+    15: lambda i, k, s, p, d, it, a: (i + 2 * p - k - (k - 1) * (d - 1)) // s + 1,
+    8: lambda i, k, s, p, d, it, a: it + (k - 1),
+    9: lambda i, k, s, p, d, it, a: it + (k - 1) - 2 * p,
+    10: lambda i, k, s, p, d, it, a: it,
+    11: lambda i, k, s, p, d, it, a: it - (k - 1),
+    12: lambda i, k, s, p, d, it, a: s * (it - 1) + k,
+    13: lambda i, k, s, p, d, it, a: s * (it - 1) + k - 2 * p,
+    14: lambda i, k, s, p, d, it, a: s * (it - 1) + a + k - 2 * p,
+}
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(i=sizes, k=kernels, s=strides, p=paddings, d=dilations)
+def test_each_reported_relationship_gives_the_pytorch_size(i, k, s, p, d):
+    if ours(conv_out, i, k, s, p, d) is None:
+        return
+    direct = relationship(i, k, s, p, d)
+    assert direct.output == GUIDE_FORMULAS[direct.number](i, k, s, p, d, None, None)
+    assert direct.output == conv_out(i, k, s, p, d)
+    k_hat = d * (k - 1) + 1
+    if p > k_hat - 1:
+        return
+    transposed = relationship(i, k, s, p, d, transposed=True)
+    a = (i + 2 * p - k_hat) % s
+    by_formula = GUIDE_FORMULAS[transposed.number](None, k_hat, s, p, 1, direct.output, a)
+    assert by_formula == transposed.output == i
+    assert conv_transpose_out(direct.output, k, s, p, a, d) == i
+
+
 def test_pooling_relationship_and_default_stride():
     assert pool_out(5, 3, 1) == 3  # R7
     assert pool_out(6, 2) == 3  # stride defaults to the kernel
