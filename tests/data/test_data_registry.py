@@ -31,6 +31,8 @@ def test_registered_datasets():
     assert {"digits", "spirals", "blobs", "teacher", "mnist", "cifar10"} <= set(DATASETS.names())
     with pytest.raises(ValueError, match="did you mean 'digits'"):
         load("digit")
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        load("spirals", seed=1.5)
 
 
 def test_train_loader_shuffles_with_its_own_seeded_generator():

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dlskills.data._registry import DATASETS, DataSplits, register_dataset
+from dlskills.data._registry import DATASETS, DataSplits, check_seed, register_dataset
 
 
 def load(
@@ -34,6 +34,7 @@ def load(
     """The dataset registered as ``name``, split by ``seed`` (``kwargs`` go to its loader).
     ``data_dir`` is read by local datasets (mnist, cifar10) and ignored by the others."""
     entry = DATASETS.entry(name)
+    check_seed(seed)
     if entry.meta.get("source") == "local":
         kwargs["data_dir"] = data_dir
     return entry.obj(seed=seed, **kwargs)

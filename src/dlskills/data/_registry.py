@@ -67,7 +67,7 @@ class DataSplits:
         _check_positive_int("batch_size", batch_size)
         eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
         _check_positive_int("eval_batch_size", eval_batch_size)
-        generator = torch.Generator().manual_seed(_check_seed(seed))
+        generator = torch.Generator().manual_seed(check_seed(seed))
         train = DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=generator)
         val = DataLoader(self.val, batch_size=eval_batch_size, shuffle=False)
         test = DataLoader(self.test, batch_size=eval_batch_size, shuffle=False)
@@ -80,7 +80,7 @@ def _check_positive_int(name: str, value: Any) -> int:
     return value
 
 
-def _check_seed(seed: Any) -> int:
+def check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return seed
