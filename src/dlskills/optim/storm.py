@@ -186,7 +186,7 @@ class STORM(torch.optim.Optimizer):
         active = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         if any(p.grad.is_sparse for p in active):
             raise RuntimeError("STORM does not support sparse gradients")
-        grads = {p: p.grad.detach().clone() for p in active}
+        grads = {p: p.grad for p in active}
         with torch.no_grad():
             current = {p: p.detach().clone() for p in active}
             has_previous = any(self.state[p] for p in active)
@@ -198,13 +198,13 @@ class STORM(torch.optim.Optimizer):
         if has_previous:
             with torch.no_grad():
                 torch._foreach_copy_(active, [self.state[p]["prev_param"] for p in active])
+                for p in active:  # the second backward must not accumulate into (or zero) g
+                    p.grad = None
             with torch.enable_grad():
                 closure()
             with torch.no_grad():
                 torch._foreach_copy_(active, [current[p] for p in active])
-            prev_grads = {
-                p: grads[p] if p.grad is None else p.grad.detach().clone() for p in active
-            }
+            prev_grads = {p: grads[p] if p.grad is None else p.grad for p in active}
         with torch.no_grad():
             for group in self.param_groups:
                 params = [p for p in group["params"] if p in grads]
