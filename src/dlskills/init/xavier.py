@@ -25,9 +25,12 @@ def _std(weight: torch.Tensor, gain: float) -> float:
 )
 def xavier_uniform(model: nn.Module, gain: float = 1.0) -> nn.Module:
     """U(−a, a) with a = gain·√(6/(fan_in + fan_out)) on every Linear/Conv weight."""
-    return init_weights(
-        model, lambda w: w.uniform_(-math.sqrt(3) * _std(w, gain), math.sqrt(3) * _std(w, gain))
-    )
+
+    def fill(weight: torch.Tensor) -> None:
+        bound = math.sqrt(3.0) * _std(weight, gain)  # U(±b) has variance b²/3
+        weight.uniform_(-bound, bound)
+
+    return init_weights(model, fill)
 
 
 @register_initializer(

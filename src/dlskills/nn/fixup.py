@@ -22,7 +22,6 @@ scalar biases and multipliers at lr/10: ``fixup_param_groups(model, lr)`` builds
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -131,21 +130,23 @@ def fixup_initialize(model: nn.Module) -> nn.Module:
     return model
 
 
-def _is_scalar_parameter_owner(module: nn.Module) -> bool:
-    return isinstance(module, (ScalarBias, ScalarScale))
-
-
 def fixup_param_groups(model: nn.Module, lr: float) -> list[dict]:
-    """Two param groups: Fixup scalars at ``lr``/10 (the authors' practice), the rest at ``lr``."""
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    """Param groups for any torch optimizer: Fixup's scalar biases and multipliers at ``lr``/10
+    (the authors' practice), every other parameter at ``lr``. Empty groups are left out."""
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
     scalar_ids = {
-        id(p) for m in model.modules() if _is_scalar_parameter_owner(m) for p in m.parameters()
+        id(p)
+        for m in model.modules()
+        if isinstance(m, (ScalarBias, ScalarScale))
+        for p in m.parameters()
     }
-    parameters: Iterable[nn.Parameter] = list(model.parameters())
-    scalars = [p for p in parameters if id(p) in scalar_ids]
-    others = [p for p in parameters if id(p) not in scalar_ids]
-    return [{"params": others, "lr": lr}, {"params": scalars, "lr": lr / 10}]
+    parameters = list(model.parameters())
+    groups = [
+        {"params": [p for p in parameters if id(p) not in scalar_ids], "lr": lr},
+        {"params": [p for p in parameters if id(p) in scalar_ids], "lr": lr / 10},
+    ]
+    return [group for group in groups if group["params"]]
 
 
 __all__ = [
