@@ -1,12 +1,16 @@
 """Optimizers (READING_LIST.md §4.1): torch.optim classics by name plus the zoo, one file each.
 
 ``create(name, params, **kw)`` builds any registered optimizer; the classes are also attributes of
-this package (``dlskills.optim.AdaBound``), resolved through the registry.
+this package (``dlskills.optim.AdaBound``), resolved through the registry. Schedules live in
+``dlskills.optim.schedules``, iterate averaging in ``dlskills.optim.averaging``
+(``AveragedParameters``), and ``compile_step(optimizer)`` compiles an optimizer's update.
 """
 
 from typing import Any
 
 from dlskills.optim._registry import OPTIMIZERS, register_optimizer
+from dlskills.optim.averaging import AveragedParameters
+from dlskills.optim.compile import compile_stats, compile_step
 
 
 def create(name: str, params: Any, **kwargs: Any) -> Any:
@@ -21,4 +25,11 @@ def __getattr__(attribute: str) -> Any:
         raise AttributeError(f"module 'dlskills.optim' has no attribute {attribute!r}") from None
 
 
-__all__ = ["OPTIMIZERS", "create", "register_optimizer"]
+__all__ = [
+    "OPTIMIZERS",
+    "AveragedParameters",
+    "compile_stats",
+    "compile_step",
+    "create",
+    "register_optimizer",
+]
