@@ -231,3 +231,14 @@ def test_offset_groups_must_divide_channels_and_dtypes_must_match():
         )
     with pytest.raises(TypeError, match="stride"):
         deform_conv2d(x, torch.zeros(1, 18, 4, 4), torch.zeros(4, 4, 3, 3), stride=1.5)
+
+
+def test_non_contiguous_offset_and_mask_give_the_same_result():
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    weight = torch.randn(3, 4, 3, 3, dtype=torch.float64)
+    offset = torch.randn(2, 6, 6, 36, dtype=torch.float64).permute(0, 3, 1, 2)
+    mask = torch.rand(2, 6, 6, 18, dtype=torch.float64).permute(0, 3, 1, 2)
+    assert not offset.is_contiguous() and not mask.is_contiguous()
+    got = deform_conv2d(x, offset, weight, padding=1, mask=mask)
+    want = deform_conv2d(x, offset.contiguous(), weight, padding=1, mask=mask.contiguous())
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

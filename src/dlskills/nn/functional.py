@@ -115,9 +115,12 @@ def _check_deform_shapes(
     weight: Tensor,
     bias: Tensor | None,
     mask: Tensor | None,
-    out_size: tuple[int, int],
-) -> tuple[int, int]:
-    """(weight groups, offset groups) after checks that mirror torchvision's messages."""
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[tuple[int, int], int, int]:
+    """((H_out, W_out), weight groups, offset groups) after checks that mirror torchvision's
+    messages."""
     for name, tensor in (("input", input), ("offset", offset), ("weight", weight)):
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{name} must be a Tensor, got {type(tensor).__name__}")
@@ -128,8 +131,20 @@ def _check_deform_shapes(
     for name, tensor in (("offset", offset), ("weight", weight), ("bias", bias), ("mask", mask)):
         if tensor is not None and tensor.dtype != input.dtype:
             raise TypeError(f"{name} dtype {tensor.dtype} does not match input dtype {input.dtype}")
-    batch, in_channels = input.shape[:2]
+    batch, in_channels, height, width = input.shape
     out_channels, weight_in_channels, kernel_h, kernel_w = weight.shape
+    out_size = tuple(
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, k, s, p, d in zip(
+            (height, width), (kernel_h, kernel_w), stride, padding, dilation, strict=True
+        )
+    )
+    if min(out_size) <= 0:
+        raise ValueError(
+            f"computed output size {out_size} is not positive: the kernel "
+            f"({kernel_h}, {kernel_w}) with dilation {dilation} does not fit the padded "
+            f"input ({height + 2 * padding[0]}, {width + 2 * padding[1]})"
+        )
     taps = kernel_h * kernel_w
     if weight_in_channels == 0 or in_channels % weight_in_channels:
         raise ValueError(
@@ -172,7 +187,7 @@ def _check_deform_shapes(
             )
     if bias is not None and tuple(bias.shape) != (out_channels,):
         raise ValueError(f"bias must have shape ({out_channels},), got {tuple(bias.shape)}")
-    return groups, offset_groups
+    return out_size, groups, offset_groups
 
 
 def deform_conv2d(
@@ -207,21 +222,11 @@ def deform_conv2d(
     stride_h, stride_w = _pair(stride, "stride", 1)
     pad_h, pad_w = _pair(padding, "padding", 0)
     dil_h, dil_w = _pair(dilation, "dilation", 1)
-    if not isinstance(weight, Tensor) or weight.dim() != 4:
-        raise ValueError("weight must be a 4-D tensor [C_out, C_in / groups, kh, kw]")
-    if not isinstance(input, Tensor) or input.dim() != 4:
-        raise ValueError("input must be a 4-D tensor [B, C_in, H, W]")
-    kernel_h, kernel_w = weight.shape[-2:]
+    (out_h, out_w), groups, offset_groups = _check_deform_shapes(
+        input, offset, weight, bias, mask, (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w)
+    )
     batch, in_channels, height, width = input.shape
-    out_h = (height + 2 * pad_h - dil_h * (kernel_h - 1) - 1) // stride_h + 1
-    out_w = (width + 2 * pad_w - dil_w * (kernel_w - 1) - 1) // stride_w + 1
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(
-            f"computed output size ({out_h}, {out_w}) is not positive: the kernel "
-            f"({kernel_h}, {kernel_w}) with dilation ({dil_h}, {dil_w}) does not fit the padded "
-            f"input ({height + 2 * pad_h}, {width + 2 * pad_w})"
-        )
-    groups, offset_groups = _check_deform_shapes(input, offset, weight, bias, mask, (out_h, out_w))
+    kernel_h, kernel_w = weight.shape[-2:]
     out_channels = weight.shape[0]
     taps = kernel_h * kernel_w
     group_channels = in_channels // offset_groups
@@ -229,7 +234,7 @@ def deform_conv2d(
 
     # Sample coordinates, laid out [B, H_out, W_out, taps, offset_groups] so that the bags
     # come out in the column order (position, tap, channel) that the matrix product needs.
-    shifts = offset.view(batch, offset_groups, taps, 2, out_h, out_w)
+    shifts = offset.reshape(batch, offset_groups, taps, 2, out_h, out_w)
     shifts = shifts.permute(0, 4, 5, 2, 1, 3).contiguous()
     tap_rows = torch.arange(kernel_h, device=device).repeat_interleave(kernel_w) * dil_h
     tap_cols = torch.arange(kernel_w, device=device).repeat(kernel_h) * dil_w
@@ -245,7 +250,8 @@ def deform_conv2d(
     corner_weights = (weight_y.unsqueeze(-1) * weight_x.unsqueeze(-2)).flatten(-2)
     corner_weights = corner_weights * inside.unsqueeze(-1)
     if mask is not None:
-        modulation = mask.view(batch, offset_groups, taps, out_h, out_w).permute(0, 3, 4, 2, 1)
+        modulation = mask.reshape(batch, offset_groups, taps, out_h, out_w)
+        modulation = modulation.permute(0, 3, 4, 2, 1)
         corner_weights = corner_weights * modulation.unsqueeze(-1)
 
     # Rows of the padded channels-last input: one per (b, y + 1, x + 1, offset group). The
