@@ -73,7 +73,7 @@ def hidden_block(
         modules.append(make_norm(norm, width, spatial=spatial))
     modules.append(get_activation(activation))
     if dropout > 0:
-        modules.append(nn.Dropout2d(dropout) if spatial else nn.Dropout(dropout))
+        modules.append(nn.Dropout(dropout))
     return modules
 
 
