@@ -242,3 +242,17 @@ def test_non_contiguous_offset_and_mask_give_the_same_result():
     got = deform_conv2d(x, offset, weight, padding=1, mask=mask)
     want = deform_conv2d(x, offset.contiguous(), weight, padding=1, mask=mask.contiguous())
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_nan_offset_propagates_to_its_output_position_only():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    weight = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    offset = torch.zeros(1, 18, 5, 5, dtype=torch.float64)
+    offset[0, 4, 2, 3] = float("nan")
+    out = deform_conv2d(x, offset, weight, padding=1)
+    nan_positions = out.isnan().any(1)[0].nonzero().tolist()
+    assert nan_positions == [[2, 3]]
+    offset[0, 4, 2, 3] = 0.0
+    want = F.conv2d(x, weight, padding=1)
+    keep = ~out.isnan()
+    torch.testing.assert_close(out[keep], want[keep])

@@ -260,9 +260,10 @@ def deform_conv2d(
     padded_w = width + 2
     rows = F.pad(input.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
     rows = rows.reshape(-1, group_channels)
-    top_left = (y_low.clamp(-1, height - 1).long() + 1) * padded_w + (
-        x_low.clamp(-1, width - 1).long() + 1
-    )
+    # a NaN offset gets a valid row here and still yields NaN through its weights
+    top_y = y_low.nan_to_num(-1.0).clamp(-1, height - 1).long() + 1
+    top_x = x_low.nan_to_num(-1.0).clamp(-1, width - 1).long() + 1
+    top_left = top_y * padded_w + top_x
     image_start = torch.arange(batch, device=device) * ((height + 2) * padded_w)
     pixel = top_left + image_start.view(batch, 1, 1, 1, 1)
     group = torch.arange(offset_groups, device=device)
@@ -281,7 +282,7 @@ def deform_conv2d(
         # one matrix product per weight group (a loop over groups, not positions); torch.bmm
         # is avoided because its CPU thread pool stalls for milliseconds on small batches
         grouped = columns.view(positions, taps, groups, per_group_in)
-        kernel = weight.view(groups, per_group_out, per_group_in, taps).permute(0, 3, 2, 1)
+        kernel = weight.reshape(groups, per_group_out, per_group_in, taps).permute(0, 3, 2, 1)
         out = torch.cat(
             [
                 grouped[:, :, g].reshape(positions, taps * per_group_in)
