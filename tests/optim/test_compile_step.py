@@ -10,6 +10,9 @@ import torch
 from dlskills.optim import AdaBound, AggMo
 from dlskills.optim.compile import compile_stats, compile_step
 
+# dynamo's tracing touches torch.jit helpers that warn on import in torch 2.13
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def _params(seed=0):
     generator = torch.Generator().manual_seed(seed)
