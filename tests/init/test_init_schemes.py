@@ -120,3 +120,13 @@ def test_zero_init_residual_makes_blocks_identity():
     torch.testing.assert_close(model(x), x)
     with pytest.raises(ValueError, match="residual"):
         init.apply(nn.Sequential(nn.Linear(2, 2)), "zero_init_residual")
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_zero_init_residual_on_the_model_zoo_resnet(norm):
+    from dlskills.models import create
+
+    model = create("resnet", input_shape=(1, 8, 8), num_classes=10, depth=8, norm=norm)
+    init.apply(model, "zero_init_residual")
+    blocks = [m for m in model.modules() if hasattr(m, "residual_last")]
+    assert blocks and all(b.residual_last.weight.abs().sum() == 0 for b in blocks)
