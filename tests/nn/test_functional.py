@@ -256,3 +256,15 @@ def test_nan_offset_propagates_to_its_output_position_only():
     want = F.conv2d(x, weight, padding=1)
     keep = ~out.isnan()
     torch.testing.assert_close(out[keep], want[keep])
+
+
+def test_partial_requires_grad_gives_the_same_gradients():
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    weight = torch.randn(4, 4, 3, 3, dtype=torch.float64)
+    offset = 3 * torch.rand(2, 18, 5, 5, dtype=torch.float64) - 1.5
+    everything = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    deform_conv2d(*everything, padding=1).square().sum().backward()
+    for index in range(3):
+        only = [t.clone().requires_grad_(i == index) for i, t in enumerate((x, offset, weight))]
+        deform_conv2d(*only, padding=1).square().sum().backward()
+        torch.testing.assert_close(only[index].grad, everything[index].grad)
