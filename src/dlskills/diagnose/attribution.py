@@ -86,7 +86,7 @@ def attribute(
         if method == "smoothgrad":
             stdev = kw.get("stdev")
             if stdev is None:
-                stdev = 0.15 * float(inputs.max() - inputs.min())
+                stdev = 0.15 * float((inputs.max() - inputs.min()).detach())
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(kw.get("seed", 0))
                 return ca.NoiseTunnel(ca.Saliency(model)).attribute(
