@@ -9,6 +9,9 @@ always 0, so per-pixel statistics would divide by zero).
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 from sklearn.datasets import load_digits
 
 from dlskills.data._registry import (
@@ -20,11 +23,20 @@ from dlskills.data._registry import (
 )
 
 
-@register_dataset("digits", task="classification", source="bundled", input_shape=(1, 8, 8))
-def digits(*, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15) -> DataSplits:
+@functools.cache
+def _images_and_labels() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 images as (1, 8, 8) in [0, 1] and their labels; parsed once per process (read
+    only, so the cached arrays cannot be changed by a caller)."""
     bunch = load_digits()
     images = (bunch.images / 16.0).reshape(-1, 1, 8, 8)
-    labels = bunch.target.astype("int64")
+    labels = bunch.target.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+@register_dataset("digits", task="classification", source="bundled", input_shape=(1, 8, 8))
+def digits(*, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15) -> DataSplits:
+    images, labels = _images_and_labels()
     train, val, test = three_way_split(
         len(labels),
         seed=seed,
