@@ -196,3 +196,14 @@ def test_default_recipe_reaches_98_percent(tmp_path, seed):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["test_accuracy"] >= 0.98
     assert summary["train_seconds"] < 60
+
+
+@pytest.mark.slow
+def test_compile_trains_and_saves_plain_parameter_names(tmp_path):
+    """--compile (catalog 2002.03794) wraps the model with torch.compile; checkpoints keep the
+    plain module's names so load_run and the doctor read them."""
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "2", "--compile", "--out", str(out), "--no-progress"]) == 0
+    names = list(load_file(out / "checkpoints" / "best.safetensors"))
+    assert "model.0.weight" in names and not any("_orig_mod" in n for n in names)
+    assert json.loads((out / "summary.json").read_text())["test_accuracy"] >= 0.85

@@ -199,10 +199,10 @@ def new_run_dir(config: TrainConfig, root: str | os.PathLike[str] = "runs") -> P
 def _make_trainer(
     config: TrainConfig, parts: Components, run_dir: Path, extra: list[Callback]
 ) -> Trainer:
-    if config.compile:
-        parts.model.compile()  # in place: state_dict keys stay those of the plain model
+    # torch.compile's wrapper shares the parameters; checkpoints store the plain module's names
+    model = torch.compile(parts.model) if config.compile else parts.model
     return Trainer(
-        parts.model,
+        model,
         parts.optimizer,
         parts.loss_fn,
         parts.train_loader,

@@ -434,7 +434,7 @@ class Trainer:
         """Everything a checkpoint stores: (nested state, flat tensors)."""
         rng_plain, rng_tensors = capture_rng()
         tensors: dict[str, torch.Tensor] = {
-            f"model.{k}": v for k, v in self.model.state_dict().items()
+            f"model.{k}": v for k, v in _unwrap(self.model).state_dict().items()
         }
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
         tensors.update({f"loader_rng.{k}": v for k, v in self._loader_rng_states().items()})
@@ -492,7 +492,7 @@ class Trainer:
         def prefixed(prefix: str) -> dict[str, torch.Tensor]:
             return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-        self.model.load_state_dict(prefixed("model."), strict=True)
+        _unwrap(self.model).load_state_dict(prefixed("model."), strict=True)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             if state["scheduler"] is None:
@@ -524,3 +524,8 @@ class Trainer:
         loader_states = prefixed("loader_rng.")
         loader_states.pop("torch", None)  # the global torch state was restored just above
         self._set_loader_rng_states(loader_states)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module behind a ``torch.compile`` wrapper (checkpoints use its parameter names)."""
+    return getattr(model, "_orig_mod", model)
