@@ -67,3 +67,10 @@ def test_argument_errors():
         create(
             "resnet", input_shape=(3, 8, 8), num_classes=2, norm="weight", zero_init_residual=True
         )
+
+
+def test_convs_use_he_fan_out_init():
+    model = create("resnet", input_shape=(3, 32, 32), num_classes=10, depth=8)
+    weight = model.stage3[0].conv2.weight  # 64 → 64, 3×3: fan_out = 576, 36,864 weights
+    assert weight.std().item() == pytest.approx((2 / 576) ** 0.5, rel=0.03)
+    assert weight.mean().item() == pytest.approx(0.0, abs=3e-3)
