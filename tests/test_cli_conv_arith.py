@@ -76,3 +76,13 @@ def test_verb_module_imports_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-i", "5", "-k", "2", "--pool", "--ceil-mode"], ["-i", "7", "-k", "3", "-d", "2", "-p", "1"]],
+)
+def test_pooling_and_dilated_diagrams_are_written(tmp_path, capsys, argv):
+    png = tmp_path / "d.png"
+    code, out, _ = run_cli(capsys, *argv, "--png", str(png))
+    assert code == 0 and png.stat().st_size > 1000 and f"diagram: {png}" in out
