@@ -136,3 +136,22 @@ def test_validates_every():
     with pytest.raises(ValueError, match="every"):
         GradientFlowCallback(every=0)
     assert math.isfinite(EXPLODING_FAIL)
+
+
+def test_zero_initialised_layers_are_left_out_of_the_verdicts(classification_batch):
+    """A zero-initialised classifier (Fixup, zero-init residual) is a structural zero, not an
+    infinite relative gradient; when it blocks every other gradient, both checks WARN."""
+    model = build_mlp([16, 16], weight_scale=HE)
+    nn.init.zeros_(model[-1].weight)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss())
+    assert float(result.grad_norm[0]) == 0.0  # nothing flows past the zero layer
+    assert {c.name: c.verdict for c in result.checks()} == {
+        "vanishing_gradients": "WARN",
+        "exploding_gradients": "WARN",
+    }
+    model = build_mlp([16, 16], weight_scale=HE)
+    nn.init.zeros_(model[2].weight)  # a zero hidden layer: the ones after it still train
+    nn.init.constant_(model[2].bias, 0.1)
+    checks = gradient_flow(model, classification_batch, nn.CrossEntropyLoss()).checks()
+    assert [c.verdict for c in checks] == ["OK", "OK"]
+    assert "left out" in checks[0].message

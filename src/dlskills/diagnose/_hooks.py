@@ -8,6 +8,7 @@ steps they sample and keep every reduction on the activations' device.
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -168,20 +169,40 @@ def set_diagnostic_mode(model: nn.Module) -> nn.Module:
     return model
 
 
+def _takes_no_arguments(function: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in signature.parameters.values()
+    )
+
+
+def _reset_tree(module: nn.Module) -> None:
+    """A module's own ``reset_parameters()`` re-draws its whole subtree (a model-level reset such
+    as Fixup's knows the scheme); modules without one, or whose reset needs arguments, are
+    re-drawn through their children."""
+    reset = getattr(module, "reset_parameters", None)
+    if callable(reset) and _takes_no_arguments(reset):
+        reset()
+        return
+    for child in module.children():
+        _reset_tree(child)
+
+
 def reinitialize(
     model: nn.Module, seed: int, init_fn: Callable[[nn.Module], Any] | None = None
 ) -> nn.Module:
-    """Draw fresh weights in place from ``seed``: ``init_fn(model)`` or every module's own
-    ``reset_parameters``. The global RNG is left as it was."""
+    """Draw fresh weights in place from ``seed``: ``init_fn(model)`` or the modules' own
+    ``reset_parameters`` (see ``_reset_tree``). The global RNG is left as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if init_fn is not None:
             init_fn(model)
         else:
-            for module in model.modules():
-                reset = getattr(module, "reset_parameters", None)
-                if callable(reset):
-                    reset()
+            _reset_tree(model)
     return model
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,13 +266,13 @@ def activation_stats(
         raise ValueError("loader: activation statistics need integer class labels (N,)")
     modules = probe_modules(probe, layers)
     by_name = dict(modules)
-    recorder = ActivationRecorder(modules, lambda _, out: out)
+    # reduce inside the hook: a later in-place op (x += residual) may overwrite the output
+    recorder = ActivationRecorder(
+        modules, lambda name, out: _layer_stats(name, out, y, by_name[name], bins)
+    )
     with torch.no_grad(), recorder:
         probe(x)
-    stats = [
-        _layer_stats(label, output, y, by_name[label.split("#")[0]], bins)
-        for label, output in recorder.records
-    ]
+    stats = [replace(layer, name=label) for label, layer in recorder.records]
     if not stats:
         raise ValueError("layers: none of the probed modules ran in the forward pass")
     return ActivationStats(layers=stats, num_examples=len(x))

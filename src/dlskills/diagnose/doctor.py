@@ -265,6 +265,7 @@ def doctor(
     confusion_examples: int = 32,
     jacobian_examples: int = 16,
     init_fn: Callable[[Any], Any] | None = None,
+    layers: Sequence[str] | None = None,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
 ) -> Diagnosis:
@@ -273,7 +274,9 @@ def doctor(
 
     The over/underfitting checks read ``history`` (per-epoch rows with train/val loss and
     accuracy) when given, else a ``short_fit`` of ``fit_steps`` Adam steps at ``lr`` on a deep
-    copy (``fit_steps=0`` skips them). ``out``: also write the report there.
+    copy (``fit_steps=0`` skips them). ``layers``: module names to probe for the init and
+    activation checks (default: the activation modules; choose main-path modules for residual
+    nets whose branches are scaled down on purpose). ``out``: also write the report there.
     """
     import torch
     from torch import nn
@@ -323,7 +326,10 @@ def doctor(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        record("init_check", init_check(model, loader, n_inits, init_fn=init_fn, seed=seed))
+        record(
+            "init_check",
+            init_check(model, loader, n_inits, init_fn=init_fn, layers=layers, seed=seed),
+        )
         record(
             "gradient_flow",
             gradient_flow(model, loader, loss_fn, num_batches=num_batches),
@@ -345,7 +351,10 @@ def doctor(
             ),
         )
         try:
-            record("activations", activation_stats(model, loader, num_batches=num_batches))
+            record(
+                "activations",
+                activation_stats(model, loader, num_batches=num_batches, layers=layers),
+            )
         except ValueError as exc:
             skipped["activations"] = str(exc)
         if history is None and fit_steps > 0:

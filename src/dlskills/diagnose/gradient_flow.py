@@ -83,25 +83,51 @@ class GradientFlowResult:
         return self.grad_norm / self.weight_norm.clamp_min(torch.finfo(torch.float32).tiny)
 
     @property
+    def graded(self) -> torch.Tensor:
+        """Layers the verdicts compare: weight and gradient both non-zero. Exact zeros are
+        structural at init (zero-initialised residual branches, Fixup, a zero classifier, and
+        the layers whose gradient only flows through such a branch) and not a vanishing or
+        exploding product of Jacobians; non-finite norms stay in and fail the checks."""
+        return (self.weight_norm != 0) & (self.grad_norm != 0)
+
+    def _graded_relative(self) -> torch.Tensor:
+        relative = self.relative[self.graded]
+        return relative if relative.numel() else self.relative
+
+    @property
     def vanishing(self) -> float:
-        relative = self.relative
+        relative = self._graded_relative()
         return float(relative.min() / relative.max().clamp_min(torch.finfo(torch.float32).tiny))
 
     @property
     def exploding(self) -> float:
-        return float(self.relative.max())
+        return float(self._graded_relative().max())
 
     def checks(self) -> list[Check]:
         relative = self.relative
         finite = bool(torch.isfinite(relative).all()) and math.isfinite(self.loss)
-        first, last = self.layers[int(relative.argmin())], self.layers[int(relative.argmax())]
+        if finite and not bool(self.graded.any()):
+            message = (
+                "no layer has both non-zero weights and a non-zero gradient (a zero-initialised "
+                "output layer blocks the flow at these weights); diagnose again after a few steps"
+            )
+            return [
+                Check("vanishing_gradients", "WARN", math.nan, VANISHING_WARN, message),
+                Check("exploding_gradients", "WARN", math.nan, EXPLODING_WARN, message),
+            ]
+        graded = self.graded if bool(self.graded.any()) else torch.ones_like(self.graded)
+        names = [name for name, keep in zip(self.layers, graded.tolist()) if keep]
+        kept = relative[graded]
+        first, last = names[int(kept.argmin())], names[int(kept.argmax())]
+        excluded = len(self.layers) - len(names)
+        note = f"; {excluded} layers with zero weights or gradients left out" if excluded else ""
         vanishing = grade(
             "vanishing_gradients",
             self.vanishing if finite else math.nan,
             warn=VANISHING_WARN,
             fail=VANISHING_FAIL,
             lower_is_worse=True,
-            what=f"smallest/largest relative gradient |g|/|W| ({first} vs {last})",
+            what=f"smallest/largest relative gradient |g|/|W| ({first} vs {last}{note})",
         )
         exploding = grade(
             "exploding_gradients",

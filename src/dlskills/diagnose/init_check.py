@@ -99,12 +99,18 @@ class InitCheckResult:
 
     @property
     def fm1(self) -> float:
-        log_ratio = torch.log10(self.mean.double() / self.mean[0].double())
-        return float(log_ratio.abs().max())
+        """Probes whose length is exactly 0 on every init (the output of a zero-initialised
+        layer, as in Fixup or zero-init residual branches) are structural and left out."""
+        mean = self.mean.double()
+        mean = mean[mean != 0] if bool((mean != 0).any()) else mean
+        return float(torch.log10(mean / mean[0]).abs().max())
 
     @property
     def fm2(self) -> float:
-        return float(self.normalized_variance[-1])
+        """At the last probe whose length is not structurally 0 (see ``fm1``)."""
+        nonzero = (self.mean != 0).nonzero().flatten()
+        last = int(nonzero[-1]) if nonzero.numel() else -1
+        return float(self.normalized_variance[last])
 
     def checks(self) -> list[Check]:
         fm1, fm2 = self.fm1, self.fm2

@@ -192,7 +192,10 @@ def log_norm_statistics(
             2
         ).sum(1)
         rows.append(torch.log(ratio))
-    return LogNormStatistics(torch.stack(rows).float().cpu())
+    log_sq_norms = torch.stack(rows).float().cpu()
+    if bool(torch.isneginf(log_sq_norms).all()):
+        raise ValueError("model: its output does not depend on the input at these weights")
+    return LogNormStatistics(log_sq_norms)
 
 
 class JacobianCallback(Callback):
