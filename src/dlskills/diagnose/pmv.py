@@ -49,7 +49,9 @@ DEFAULT_NOISE_RATES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 class PMVResult:
     """The PMV curve of one model: per noise rate, the training accuracy on the perturbed labels
     (``accuracies``, the paper's quantity) and on the original ones (``clean_accuracies``);
-    ``slope``/``intercept`` of the least-squares line through (noise_rates, accuracies)."""
+    ``slope``/``intercept`` of the least-squares line through (noise_rates, accuracies);
+    ``eval_accuracy``: accuracy on ``eval_data`` of the model fitted at the lowest noise rate
+    (the ordinary validation score, for comparison; None without ``eval_data``)."""
 
     name: str
     noise_rates: tuple[float, ...]
@@ -57,6 +59,7 @@ class PMVResult:
     clean_accuracies: tuple[float, ...]
     slope: float
     intercept: float
+    eval_accuracy: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,6 +76,7 @@ class PMVResult:
             "slope": self.slope,
             "intercept": self.intercept,
             "relevance": self.relevance,
+            "eval_accuracy": self.eval_accuracy,
             **self.info,
         }
 
@@ -94,6 +98,7 @@ def pmv(
     repeats: int = 1,
     seed: int = 0,
     name: str = "model",
+    eval_data: Any = None,
     device: str | torch.device = "cpu",
 ) -> PMVResult:
     """Perturbed Model Validation of the model class ``model_factory`` on ``train_data``.
@@ -104,9 +109,12 @@ def pmv(
     Each fit runs ``steps`` optimizer steps of ``optimizer`` (a ``dlskills.optim`` name) at
     ``lr`` on mini-batches of ``batch_size`` (None: full batch) with cross-entropy.
     Returns a :class:`PMVResult`; ``result.slope`` is the fitted slope of training accuracy (on
-    the perturbed labels) against the noise rate, ``result.relevance = −slope``.
+    the perturbed labels) against the noise rate, ``result.relevance = −slope``. With
+    ``eval_data`` (same forms as ``train_data``; a ``DataSplits`` gives its ``val``) the result
+    also carries the validation accuracy of the model fitted at the lowest noise rate.
     """
     inputs, labels = _tensors(train_data)
+    evaluation = None if eval_data is None else _tensors(getattr(eval_data, "val", eval_data))
     rates = _check_rates(noise_rates)
     classes = _num_classes(labels, num_classes)
     for arg, value in (("steps", steps), ("repeats", repeats)):
@@ -121,6 +129,8 @@ def pmv(
 
     noisy_sum = torch.zeros(len(rates), dtype=torch.float64)
     clean_sum = torch.zeros(len(rates), dtype=torch.float64)
+    eval_sum = 0.0
+    lowest = rates.index(min(rates))
     for repeat in range(repeats):
         draw_seed = seed + 7919 * repeat
         for index, rate in enumerate(rates):
@@ -133,6 +143,9 @@ def pmv(
             predictions = _predict(model, inputs, device)
             noisy_sum[index] += (predictions == noisy).double().mean()
             clean_sum[index] += (predictions == labels).double().mean()
+            if evaluation is not None and index == lowest:
+                eval_predictions = _predict(model, evaluation[0], device)
+                eval_sum += float((eval_predictions == evaluation[1]).double().mean())
     accuracies = (noisy_sum / repeats).tolist()
     slope, intercept = fit_line(rates, accuracies)
     return PMVResult(
@@ -142,6 +155,7 @@ def pmv(
         clean_accuracies=tuple((clean_sum / repeats).tolist()),
         slope=slope,
         intercept=intercept,
+        eval_accuracy=None if evaluation is None else eval_sum / repeats,
         info={
             "steps": steps,
             "lr": lr,
@@ -253,8 +267,8 @@ def _predict(model: nn.Module, inputs: torch.Tensor, device: str | torch.device)
     return model(inputs.to(device)).argmax(1).cpu()
 
 
-def _tensors(train_data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    data = getattr(train_data, "train", train_data)
+def _tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    data = getattr(data, "train", data)
     tensors = data.tensors if isinstance(data, TensorDataset) else data
     if not (isinstance(tensors, tuple | list) and len(tensors) == 2):
         raise TypeError(
@@ -262,11 +276,11 @@ def _tensors(train_data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         )
     inputs, labels = tensors
     if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor):
-        raise TypeError("train_data must hold tensors")
+        raise TypeError("data must hold tensors")
     if labels.dtype != torch.int64 or labels.dim() != 1:
-        raise ValueError("train_data labels must be a 1-D int64 tensor of class indices")
+        raise ValueError("data labels must be a 1-D int64 tensor of class indices")
     if len(inputs) != len(labels) or len(labels) == 0:
-        raise ValueError("train_data must have as many inputs as labels, at least one")
+        raise ValueError("data must have as many inputs as labels, at least one")
     return inputs, labels
 
 
