@@ -107,12 +107,18 @@ def test_config_file_and_cli_precedence(tmp_path, capsys):
     assert saved["opt"] == {"eps": 1e-6, "amsgrad": True}
 
 
-def test_bench_lists_and_rejects(capsys, tmp_path):
+def test_bench_lists_and_rejects(capsys, tmp_path, monkeypatch):
     assert main(["bench"]) == 0
     assert "trainer_overhead" in capsys.readouterr().out
     assert main(["bench", "trainer_overhed"]) == 2
     assert "did you mean 'trainer_overhead'" in capsys.readouterr().err
     assert main(["bench", "--dir", str(tmp_path / "nowhere")]) in (0, 2)  # falls back to repo's
+    import dlskills
+
+    monkeypatch.setattr(dlskills, "__file__", str(tmp_path / "site" / "dlskills" / "__init__.py"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench"]) == 2
+    assert "no benchmarks/ folder found" in capsys.readouterr().err
     empty = tmp_path / "b"
     empty.mkdir()
     assert main(["bench", "--dir", str(empty)]) == 0
@@ -207,3 +213,13 @@ def test_compile_trains_and_saves_plain_parameter_names(tmp_path):
     names = list(load_file(out / "checkpoints" / "best.safetensors"))
     assert "model.0.weight" in names and not any("_orig_mod" in n for n in names)
     assert json.loads((out / "summary.json").read_text())["test_accuracy"] >= 0.85
+
+
+def test_regression_run_reports_the_test_loss(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["--dataset", "teacher", "--model", "mlp", "--epochs", "2", "--warmup-steps", "0"]
+    assert main(["train", *args, "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] is None and summary["test_loss"] > 0
+    assert f"test loss {summary['test_loss']:.4g}" in capsys.readouterr().out
+    assert (out / "checkpoints" / "best.json").is_file()  # chosen by validation loss

@@ -217,3 +217,13 @@ def test_tensorboard_logger_writes_events(make_trainer, tmp_path):
     assert [e.step for e in accuracy] == [6, 12]
     assert accuracy[-1].value == pytest.approx(trainer.history[-1]["val_accuracy"])
     assert len(events.Scalars("step/loss")) == 6
+
+
+def test_tensorboard_missing_is_a_clear_error(monkeypatch):
+    import sys
+
+    from dlskills.train.callbacks.tensorboard import TensorBoardLogger
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(ImportError, match=r"pip install 'dlskills\[tensorboard\]'"):
+        TensorBoardLogger()

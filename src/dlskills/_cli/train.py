@@ -137,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     accuracy = summary.get("test_accuracy")
-    shown = f"{100 * accuracy:.2f} %" if accuracy is not None else "n/a"
+    if accuracy is not None:
+        shown = f"test accuracy {100 * accuracy:.2f} %"
+    else:
+        shown = f"test loss {summary['test_loss']:.4g}"
     print(
-        f"run {summary['run_dir']}: test accuracy {shown}, {summary['epochs']} epochs / "
+        f"run {summary['run_dir']}: {shown}, {summary['epochs']} epochs / "
         f"{summary['steps']} steps in {summary['train_seconds']:.1f} s, "
         f"{summary['parameters']:,} parameters, stop reason {summary['stop_reason']}"
     )

@@ -165,8 +165,9 @@ def build(config: TrainConfig) -> Components:
     )
 
 
-def default_callbacks(config: TrainConfig) -> list[Callback]:
-    """The callbacks a config asks for, in firing order (guard before clipping)."""
+def default_callbacks(config: TrainConfig, task: str = "classification") -> list[Callback]:
+    """The callbacks a config asks for, in firing order (guard before clipping). The best
+    checkpoint is chosen by validation accuracy, or by validation loss for regression."""
     callbacks: list[Callback] = []
     if config.nan_policy != "off":
         callbacks.append(NaNGuard(config.nan_policy))
@@ -175,7 +176,8 @@ def default_callbacks(config: TrainConfig) -> list[Callback]:
     callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
     if config.early_stopping is not None:
         callbacks.append(EarlyStopping(config.early_stopping, monitor="val_loss"))
-    callbacks.append(ModelCheckpoint(every_n_steps=config.checkpoint_every))
+    monitor = "val_accuracy" if task == "classification" else "val_loss"
+    callbacks.append(ModelCheckpoint(monitor=monitor, every_n_steps=config.checkpoint_every))
     if config.tensorboard:
         from dlskills.train.callbacks.tensorboard import TensorBoardLogger
 
@@ -207,7 +209,7 @@ def _make_trainer(
         parts.loss_fn,
         parts.train_loader,
         parts.val_loader,
-        [*default_callbacks(config), *extra],
+        [*default_callbacks(config, getattr(parts.splits, "task", "classification")), *extra],
         max_epochs=config.epochs,
         max_steps=config.max_steps,
         scheduler=parts.scheduler,
