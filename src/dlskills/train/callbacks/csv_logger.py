@@ -1,4 +1,5 @@
-"""CSV metrics logger: one row per epoch (after validation), flushed as it is written.
+"""CSV metrics logger: one row per epoch (after validation), appended and flushed as it is
+written (a torn last row after a crash is cut off on resume, which rewrites the file atomically).
 
 Columns: epoch, step, seconds, then every metric the trainer reports (train_loss,
 train_accuracy, val_loss, val_accuracy, lr, ...) in the order first seen. On resume the file is
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlskills._io import atomic_write_text
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ class CSVLogger(Callback):
             self.path.unlink()
             return
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        self.path.write_text("".join(lines[: self.rows + 1]), encoding="utf-8")
+        atomic_write_text(self.path, "".join(lines[: self.rows + 1]))
 
     def state_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "rows": self.rows}
