@@ -106,3 +106,5 @@ def test_lazy_exports_resolve_to_functions():
     with pytest.raises(AttributeError):
         dlskills.diagnose.not_a_diagnostic
     assert {"pmv", "HoldoutGuard", "gradcheck", "GradMask"} <= set(dir(dlskills.diagnose))
+    for name in dlskills.diagnose.__all__:
+        assert getattr(dlskills.diagnose, name).__name__ == name
