@@ -14,6 +14,15 @@ from safetensors.torch import load_file
 
 from dlskills.cli import main
 
+
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """A run sets torch's thread count (config key 'threads'); give other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 # small budget used by these tests: the MLP on digits, 2 epochs of batch 64 (20 steps each)
 FAST = ["--model", "mlp", "--batch-size", "64", "--warmup-steps", "5", "--no-progress"]
 

@@ -69,3 +69,11 @@ def make_trainer(tmp_path):
         )
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """Runs set torch's thread count (config key 'threads'); give other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
