@@ -285,6 +285,7 @@ def doctor(
         check_positive_int,
         concat_batches,
         detached_copy,
+        model_device,
         reinitialize,
         take_batches,
     )
@@ -318,7 +319,8 @@ def doctor(
         plotters[f"{key}.png"] = result.plot
 
     def optional(key: str, run: Callable[[], Any]) -> None:
-        """torch.func-based diagnostics may not support every model; record why they skipped."""
+        """The Jacobian and per-example-gradient diagnostics need a model whose examples are
+        independent and differentiable through torch.func; record why one could not run."""
         try:
             record(key, run())
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
@@ -334,7 +336,7 @@ def doctor(
             "gradient_flow",
             gradient_flow(model, loader, loss_fn, num_batches=num_batches),
         )
-        probe_x, _ = concat_batches(take_batches(loader, 1))
+        probe_x, _ = concat_batches(take_batches(loader, 1, model_device(model)))
         optional(
             "jacobian",
             lambda: log_norm_statistics(
