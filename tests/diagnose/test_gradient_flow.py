@@ -60,8 +60,8 @@ def test_he_init_relu_mlp_is_healthy(classification_batch):
 def test_gradient_variance_grows_with_sum_of_inverse_widths(classification_batch):
     """Hanin 1801.03744: at He init the per-layer gradient's normalised variance across inits
     grows with β = Σ 1/width (8 hidden layers: widths 64, 16, 6 → β = 0.125, 0.5, 1.33). The
-    first layer's gradient crosses every layer, so it shows the effect most; measured ratios
-    are ≈ 1 : 2 : 6 (margin: each step at least 1.3x)."""
+    first layer's gradient crosses every layer, so it shows the effect most; measured (80 inits)
+    0.31, 1.9, 9.7 — asserted with a margin of 2.5x per step."""
     loss = nn.CrossEntropyLoss()
     first_layer = []
     for width in (64, 16, 6):
@@ -70,8 +70,8 @@ def test_gradient_variance_grows_with_sum_of_inverse_widths(classification_batch
         )
         assert result.squared_norms.shape == (80, 9)
         first_layer.append(float(result.normalized_variance[0]))
-    assert first_layer[1] > 1.3 * first_layer[0]
-    assert first_layer[2] > 1.3 * first_layer[1]
+    assert first_layer[1] > 2.5 * first_layer[0]
+    assert first_layer[2] > 2.5 * first_layer[1]
 
 
 class _Trainer:
