@@ -69,6 +69,16 @@ def test_short_run_writes_the_run_folder(tmp_path, capsys):
         accuracy = (run.model(x).argmax(1) == y).float().mean().item()
     assert accuracy == pytest.approx(summary["test_accuracy"])  # best checkpoint's weights
 
+    # a tampered checkpoint: one clear error line, no traceback
+    tensor_file = out / "checkpoints" / "last.safetensors"
+    blob = bytearray(tensor_file.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    tensor_file.write_bytes(bytes(blob))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "last.safetensors does not match the sha256" in error and "Traceback" not in error
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
