@@ -155,3 +155,19 @@ def test_zero_initialised_layers_are_left_out_of_the_verdicts(classification_bat
     checks = gradient_flow(model, classification_batch, nn.CrossEntropyLoss()).checks()
     assert [c.verdict for c in checks] == ["OK", "OK"]
     assert "left out" in checks[0].message
+
+
+def test_callback_drops_a_sample_whose_step_was_cancelled(classification_batch):
+    model = build_mlp([8], weight_scale=HE)
+    callback = GradientFlowCallback(every=2, plot=False)
+    trainer = _Trainer(model)
+    callback.on_fit_start(trainer)
+    x, y = classification_batch[0]
+    nn.functional.cross_entropy(model(x), y).backward()
+    callback.on_after_backward(trainer)  # step 0 sampled, then the batch is cancelled
+    trainer.step = 1  # (a real trainer would not advance; a later step must not reuse it)
+    callback.on_after_backward(trainer)
+    callback.on_before_step(trainer)
+    callback.on_batch_end(trainer)
+    callback.on_fit_end(trainer)
+    assert callback.history == []

@@ -278,6 +278,7 @@ class GradientFlowCallback(Callback):
 
     def on_after_backward(self, trainer: Trainer) -> None:
         if trainer.step % self.every:
+            self._sample = None  # drop a sample whose batch was cancelled before its end
             return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params]
         # one fused call for all layers' norms, kept on the device (no per-layer .item())
@@ -291,12 +292,12 @@ class GradientFlowCallback(Callback):
         if self._sample is None:
             return
         step, grad_norm = self._sample
+        if self._before is None:  # the batch was cancelled after backward: no step to measure
+            self._sample = None
+            return
         weights = [p.detach() for p in self._params]
         weight_norm = torch.stack(torch._foreach_norm(weights))
-        if self._before is not None:
-            update = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, self._before)))
-        else:  # the step was skipped (e.g. CancelBatch after backward)
-            update = torch.zeros_like(weight_norm)
+        update = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, self._before)))
         self._pending.append((step, grad_norm, weight_norm, update))
         self._sample, self._before = None, None
 

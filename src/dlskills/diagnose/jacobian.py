@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from dlskills.diagnose._hooks import check_positive_int, reinitialize
+from dlskills.diagnose._hooks import check_positive_int, model_device, reinitialize
 from dlskills.diagnose.doctor import Check, grade
 from dlskills.train.callbacks.base import Callback
 
@@ -218,11 +218,8 @@ class JacobianCallback(Callback):
     def on_batch_end(self, trainer: Trainer) -> None:
         if trainer.step % self.every:
             return
-        was_training = trainer.model.training
-        spectrum = jacobian_spectrum(
-            trainer.model, self.probe.to(next(trainer.model.parameters()).device)
-        )
-        trainer.model.train(was_training)
+        probe = self.probe.to(model_device(trainer.model))
+        spectrum = jacobian_spectrum(trainer.model, probe)  # on an eval-mode copy
         self.history.append({"step": int(trainer.step), **spectrum.to_dict()})
 
     def on_fit_end(self, trainer: Trainer) -> None:
