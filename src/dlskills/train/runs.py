@@ -45,6 +45,7 @@ from dlskills.train.callbacks import (
 )
 from dlskills.train.callbacks.csv_logger import read_metrics
 from dlskills.train.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
+from dlskills.train.compile import compile_model
 from dlskills.train.config import TrainConfig, make_config
 from dlskills.train.trainer import Trainer
 
@@ -201,8 +202,7 @@ def new_run_dir(config: TrainConfig, root: str | os.PathLike[str] = "runs") -> P
 def _make_trainer(
     config: TrainConfig, parts: Components, run_dir: Path, extra: list[Callback]
 ) -> Trainer:
-    # torch.compile's wrapper shares the parameters; checkpoints store the plain module's names
-    model = torch.compile(parts.model) if config.compile else parts.model
+    model = compile_model(parts.model) if config.compile else parts.model
     return Trainer(
         model,
         parts.optimizer,

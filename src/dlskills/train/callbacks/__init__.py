@@ -1,5 +1,6 @@
 """Trainer callbacks, one concern per file."""
 
+from dlskills.train.callbacks._registry import CALLBACKS, register_callback
 from dlskills.train.callbacks.base import (
     Callback,
     CancelBatch,
@@ -18,6 +19,7 @@ from dlskills.train.callbacks.nan_guard import NaNGuard
 from dlskills.train.callbacks.progress import ProgressBar
 
 __all__ = [
+    "CALLBACKS",
     "CSVLogger",
     "Callback",
     "CancelBatch",
@@ -32,4 +34,5 @@ __all__ = [
     "Rewound",
     "StopReason",
     "overrides",
+    "register_callback",
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlskills._io import atomic_write_text
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 LEADING = ("epoch", "step", "seconds")
 
 
+@register_callback("csv_logger")
 class CSVLogger(Callback):
     """``path``: the CSV file (default ``<run_dir>/metrics.csv``)."""
 

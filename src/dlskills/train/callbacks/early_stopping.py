@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback, StopReason
 
 if TYPE_CHECKING:
     from dlskills.train.trainer import Trainer
 
 
+@register_callback("early_stopping")
 class EarlyStopping(Callback):
     """``mode``: "min", "max" or "auto" ("max" for accuracies, else "min")."""
 

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
     from dlskills.train.trainer import Trainer
 
 
+@register_callback("grad_clip", catalog_id="1211.5063")
 class GradClip(Callback):
     def __init__(self, max_norm: float) -> None:
         if not max_norm > 0:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
     from dlskills.train.trainer import Trainer
 
 
+@register_callback("lr_monitor")
 class LRMonitor(Callback):
     def __init__(self, every_n_steps: int = 1) -> None:
         if (

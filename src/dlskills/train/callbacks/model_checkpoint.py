@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
     from dlskills.train.trainer import Trainer
 
 
+@register_callback("checkpoint")
 class ModelCheckpoint(Callback):
     """``directory``: where ``best``/``last`` go (default ``<run_dir>/checkpoints``).
     ``monitor``/``mode``: the metric deciding ``best`` ("max" or "min"; "auto" picks "max" for

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback, CancelFit, Rewound, StopReason
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 POLICIES = ("stop", "rollback")
 
 
+@register_callback("nan_guard")
 class NaNGuard(Callback):
     def __init__(
         self,

@@ -11,12 +11,14 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
     from dlskills.train.trainer import Trainer
 
 
+@register_callback("progress")
 class ProgressBar(Callback):
     """``metric``: the ``trainer.metrics`` key shown next to the loss."""
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def _summary_writer_class() -> Any:
     return SummaryWriter
 
 
+@register_callback("tensorboard")
 class TensorBoardLogger(Callback):
     """``log_dir``: event-file folder (default ``<run_dir>/tensorboard``)."""
 
