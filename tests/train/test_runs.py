@@ -31,8 +31,8 @@ def fake_run(tmp_path, **config):
 
 def test_resume_refuses_to_change_what_is_computed(tmp_path):
     run = fake_run(tmp_path, lr=0.01)
-    with pytest.raises(ValueError, match="cannot change 'batch_size', 'lr' when resuming"):
-        resume_run(run, {"lr": 0.02, "batch_size": 8, "epochs": 40})
+    with pytest.raises(ValueError, match="cannot change 'batch_size', 'epochs', 'lr' when resum"):
+        resume_run(run, {"lr": 0.02, "batch_size": 8, "epochs": 40, "progress": False})
 
 
 def test_resume_and_load_need_a_run_folder(tmp_path):

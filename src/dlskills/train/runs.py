@@ -49,10 +49,10 @@ from dlskills.train.compile import compile_model
 from dlskills.train.config import TrainConfig, make_config
 from dlskills.train.trainer import Trainer
 
-# keys a resumed run may change: they do not alter what is computed, or only extend it
-RESUMABLE_OVERRIDES = frozenset(
-    {"epochs", "max_steps", "progress", "device", "tensorboard", "threads"}
-)
+# keys a resumed run may change: how it runs, not what it computes. The budget is fixed too: the
+# LR schedule saved in the checkpoint was built for it (a longer cosine run would continue at
+# its final, zero learning rate).
+RESUMABLE_OVERRIDES = frozenset({"progress", "device", "tensorboard", "threads"})
 
 
 @dataclasses.dataclass
