@@ -44,6 +44,22 @@ def make_parts(batch_size=16, lr=0.05, data_seed=0, loader_seed=0, scheduler=Tru
 
 
 @pytest.fixture
+def scripted_metric():
+    """A callback class that overwrites a validation metric with scripted per-epoch values."""
+    from dlskills.train.callbacks import Callback
+
+    class ScriptedMetric(Callback):
+        def __init__(self, key, values):
+            self.key, self.values = key, list(values)
+
+        def on_validation_end(self, trainer):
+            trainer.metrics[self.key] = self.values[trainer.epoch]
+            trainer.history[-1][self.key] = self.values[trainer.epoch]
+
+    return ScriptedMetric
+
+
+@pytest.fixture
 def parts_factory():
     return make_parts
 
