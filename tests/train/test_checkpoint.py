@@ -121,3 +121,16 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 def test_unsupported_values_are_named(tmp_path):
     with pytest.raises(TypeError, match=r"state\.f"):
         save_checkpoint(tmp_path / "ck", {"f": object()})
+
+
+@pytest.mark.parametrize("crash_after", ["set_aside", "new_tensors"])
+def test_a_save_interrupted_between_its_renames_loads_the_previous_pair(tmp_path, crash_after):
+    """Reproduce the on-disk states a SIGKILL inside save_checkpoint can leave."""
+    save_checkpoint(tmp_path / "ck", {"x": torch.zeros(3)})
+    old_json = (tmp_path / "ck.json").read_text()
+    save_checkpoint(tmp_path / "ck", {"x": torch.ones(3)})
+    (tmp_path / "ck.json").write_text(old_json)  # the new JSON never landed
+    if crash_after == "set_aside":  # the new tensor file never landed either
+        (tmp_path / "ck.safetensors").unlink()
+    state, _ = load_checkpoint(tmp_path / "ck")
+    assert torch.equal(state["x"], torch.zeros(3))

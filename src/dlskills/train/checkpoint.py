@@ -7,11 +7,12 @@ left in the JSON as ``{"__tensor__": key}`` references, so ``optimizer.state_dic
 round-trip exactly. Python types JSON lacks are tagged: tuples as ``{"__tuple__": [...]}`` and
 dicts with non-string keys (optimizer state is keyed by int) as ``{"__items__": [[k, v], ...]}``.
 
-Both files are written atomically (dlskills._io), tensors first. Loading reads the JSON, checks
-the format, verifies the sha256, loads tensors with safetensors (never pickle) and checks that
-every referenced tensor exists; any failure raises ``CheckpointError`` with the file and the
-cause. A crash between the two renames leaves a new tensor file next to the old JSON: the hash
-check then reports the checkpoint as inconsistent instead of loading a mixture.
+Both files are written atomically (dlskills._io), tensors first; the tensor file being replaced
+is kept as ``<name>.prev.safetensors`` until the new JSON is in place, so a crash at any moment
+of a save leaves a loadable pair (the old JSON still finds the tensors its sha256 names). Loading
+reads the JSON, checks the format, verifies the sha256, loads tensors with safetensors (never
+pickle) and checks that every referenced tensor exists; any failure raises ``CheckpointError``
+with the file and the cause.
 """
 
 from __future__ import annotations
@@ -103,9 +104,16 @@ def save_checkpoint(
         "sha256": hashlib.sha256(blob).hexdigest(),
         "state": encoded,
     }
+    # keep the tensors the current JSON describes until the new JSON is in place
+    if tensor_path.exists():
+        os.replace(tensor_path, _previous(tensor_path))
     atomic_write_bytes(tensor_path, blob)
     atomic_write_text(json_path, json.dumps(record, indent=1) + "\n")
     return json_path
+
+
+def _previous(tensor_path: Path) -> Path:
+    return tensor_path.with_name(tensor_path.stem + ".prev.safetensors")
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -130,16 +138,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     if missing:
         raise CheckpointError(f"checkpoint {json_path} lacks {', '.join(missing)}")
     tensor_path = json_path.with_name(record["tensor_file"])
-    if not tensor_path.is_file():
-        raise CheckpointError(f"checkpoint tensor file {tensor_path} not found")
-    blob = tensor_path.read_bytes()
-    digest = hashlib.sha256(blob).hexdigest()
+    blob, digest = _read_with_digest(tensor_path)
     if digest != record["sha256"]:
-        raise CheckpointError(
-            f"checkpoint {tensor_path} does not match the sha256 in {json_path.name} "
-            f"(file changed, truncated or an interrupted save): expected {record['sha256'][:16]}…, "
-            f"got {digest[:16]}…"
-        )
+        # a save interrupted between its two renames: the JSON still describes the previous tensors
+        previous, previous_digest = _read_with_digest(_previous(tensor_path))
+        if previous_digest != record["sha256"]:
+            if blob is None:
+                raise CheckpointError(f"checkpoint tensor file {tensor_path} not found")
+            raise CheckpointError(
+                f"checkpoint {tensor_path} does not match the sha256 in {json_path.name} "
+                f"(file changed or truncated): expected {record['sha256'][:16]}…, "
+                f"got {digest[:16]}…"
+            )
+        blob = previous
     try:
         flat = load_safetensors(blob)
     except (SafetensorError, ValueError) as exc:
@@ -147,3 +158,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             f"checkpoint {tensor_path} is not a valid safetensors file: {exc}"
         ) from exc
     return decode(record["state"], flat), flat
+
+
+def _read_with_digest(path: Path) -> tuple[bytes | None, str | None]:
+    if not path.is_file():
+        return None, None
+    blob = path.read_bytes()
+    return blob, hashlib.sha256(blob).hexdigest()
