@@ -22,13 +22,30 @@ update, see benchmarks/optim_step.py and docs/optimizers.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
 from torch import Tensor
 
 FOREACH_MAX_NUMEL = 16384
+
+# set by dlskills.optim.compile_step: runs a compiled version of the single-tensor kernel per tensor
+_PER_TENSOR_RUNNER: ContextVar[Callable[..., None] | None] = ContextVar(
+    "dlskills_per_tensor_runner", default=None
+)
+
+
+@contextmanager
+def per_tensor_runner(runner: Callable[..., None]) -> Iterator[None]:
+    """Inside the block, ``dispatch`` hands ``(single, tensor_lists, hyper)`` to ``runner``."""
+    token = _PER_TENSOR_RUNNER.set(runner)
+    try:
+        yield
+    finally:
+        _PER_TENSOR_RUNNER.reset(token)
 
 
 def foreach_mask(tensors: Sequence[Tensor], foreach: bool | None) -> list[bool]:
@@ -51,6 +68,10 @@ def dispatch(
     per-tensor scalars ...), splitting them by ``foreach_mask`` of the first list. An empty list
     (an unused optional state, e.g. AMSBound's maxima in AdaBound) is passed through as is."""
     if not tensor_lists or not tensor_lists[0]:
+        return
+    runner = _PER_TENSOR_RUNNER.get()
+    if runner is not None:
+        runner(single, tensor_lists, hyper)
         return
     mask = foreach_mask(tensor_lists[0], foreach)
     for use_foreach, kernel in ((True, multi), (False, single)):

@@ -71,10 +71,9 @@ def _single_tensor_adabound(
             denom = max_exp_avg_sqs[i].sqrt().add_(eps)
         else:
             denom = exp_avg_sq.sqrt().add_(eps)
-        # a 0-d tensor numerator divides in one kernel and rounds exactly like the reference's
-        # full_like(denom, step_size).div_(denom)
-        step_size = torch.tensor(step_sizes[i], dtype=denom.dtype, device=denom.device)
-        ratio = torch.div(step_size, denom).clamp_(lower_bounds[i], upper_bounds[i])
+        # reciprocal-then-scale (not full_like(step).div_) keeps the step size a symbolic number
+        # under compile_step; it differs from the reference's rounding by at most 1 ulp
+        ratio = denom.reciprocal_().mul_(step_sizes[i]).clamp_(lower_bounds[i], upper_bounds[i])
         param.addcmul_(ratio, exp_avg, value=-1.0)
 
 

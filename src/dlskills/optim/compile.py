@@ -1,15 +1,19 @@
 """``compile_step``: run an optimizer's update through ``torch.compile`` (like torch's compiled
 optimizers), on CPU too (inductor generates C++ and builds it with the system compiler).
 
-For the zoo optimizers, whose maths lives in a functional over lists of tensors (the class's
-``functional`` attribute), only that functional is compiled: the Python bookkeeping around it
-(state creation, closures, STORM's two evaluations) stays eager, and the compiled kernel sees
-plain lists of tensors and Python numbers. Step-dependent numbers (bias corrections, bounds, the
-learning rate a scheduler changes) become dynamic after one recompilation
-(``torch._dynamo.config.specialize_float`` is False), so a schedule does not recompile every
-step. The for-loop form is compiled (``foreach=False``): inductor fuses each tensor's chain of
-element-wise ops into one loop, which is what makes the compiled step fast; the foreach form
-would hand it the same maths op by op across the list.
+For the zoo optimizers, whose maths lives in a single-tensor kernel behind a functional
+dispatcher, the *single-tensor kernel* is compiled once with dynamic shapes and called per
+tensor: inductor fuses that tensor's chain of element-wise ops into one vectorised loop. The
+per-tensor numbers (bias-corrected step sizes, bounds, ring-buffer slots) are computed in Python
+and passed in as arguments (floats as 0-d tensors, integers symbolic after one recompilation), so
+the generated loop does no scalar maths per element and a new step count does not recompile.
+Hyper-parameters passed as plain numbers (AggMo's or PTS-SGD's lr) are compiled in as constants:
+a scheduler that changes them recompiles, up to dynamo's cache limit, after which that kernel
+runs eagerly (AdaBound's lr only enters through per-tensor numbers and is unaffected).
+One graph serves every tensor of the same rank, so compile time does not grow with the length of
+the parameter list (compiling the whole list's functional unrolls one kernel per tensor: minutes
+for a ResNet-18). The Python bookkeeping around the kernel (state creation, closures, STORM's two
+evaluations) stays eager.
 
 For other optimizers (the torch.optim classics) the whole ``step`` is compiled, as torch's
 documentation shows; torch's own ``fused=True`` CPU kernels are usually the better choice there.
@@ -23,10 +27,13 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from dlskills.optim._foreach import per_tensor_runner
 
 _STATS_ATTRIBUTE = "_dlskills_compile_stats"
 
@@ -61,6 +68,43 @@ def _timed(function: Any, stats: CompileStats) -> Any:
     return wrapper
 
 
+class _CompiledKernels:
+    """Runs each single-tensor kernel compiled (one cache entry per kernel function)."""
+
+    def __init__(self, **compile_options: Any) -> None:
+        self.compile_options = compile_options
+        self.cache: dict[Callable[..., None], Callable[..., None]] = {}
+
+    def __call__(
+        self,
+        single: Callable[..., None],
+        tensor_lists: Sequence[Sequence[Any]],
+        hyper: dict[str, Any],
+    ) -> None:
+        compiled = self.cache.get(single)
+        if compiled is None:
+            compiled = torch.compile(_one_tensor(single), dynamic=True, **self.compile_options)
+            self.cache[single] = compiled
+        for i in range(len(tensor_lists[0])):
+            compiled(*(_as_input(items[i]) if items else None for items in tensor_lists), **hyper)
+
+
+def _as_input(item: Any) -> Any:
+    """Per-tensor floats (step sizes, bounds) go in as 0-d tensors: dynamo specialises a Python
+    float that reaches an op needing a concrete number (clamp bounds), which would recompile at
+    every step."""
+    return torch.tensor(item, dtype=torch.float64) if type(item) is float else item
+
+
+def _one_tensor(single: Callable[..., None]) -> Callable[..., None]:
+    """``single`` over lists, called with one tensor's items (None marks an unused list)."""
+
+    def kernel(*items: Any, **hyper: Any) -> None:
+        single(*([] if item is None else [item] for item in items), **hyper)
+
+    return kernel
+
+
 def compile_step(
     optimizer: torch.optim.Optimizer,
     *,
@@ -70,9 +114,10 @@ def compile_step(
 ) -> torch.optim.Optimizer:
     """Compile ``optimizer``'s update in place and return the same optimizer.
 
-    ``backend``, ``mode`` and ``dynamic`` are passed to ``torch.compile`` ("eager" traces without
-    generating code: quick, for tests). Calling it twice is an error (the second call would wrap
-    the compiled function again)."""
+    ``backend`` and ``mode`` are passed to ``torch.compile`` ("eager" traces without generating
+    code: quick, for tests); ``dynamic`` only to the whole-step compilation of optimizers without
+    a functional (the zoo's kernels are always compiled with dynamic shapes). Calling it twice is
+    an error (the second call would wrap the compiled function again)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         kind = type(optimizer).__name__
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {kind}")
@@ -81,15 +126,11 @@ def compile_step(
     stats = CompileStats()
     functional = getattr(type(optimizer), "functional", None)
     if functional is not None:
-        compiled = torch.compile(
-            functools.partial(functional, foreach=False),
-            backend=backend,
-            mode=mode,
-            dynamic=dynamic,
-        )
+        runner = _CompiledKernels(backend=backend, mode=mode)
 
-        def compiled_functional(*args: Any, foreach: bool | None = None, **kwargs: Any) -> Any:
-            return compiled(*args, **kwargs)
+        def compiled_functional(*args: Any, **kwargs: Any) -> Any:
+            with per_tensor_runner(runner):
+                return functional(*args, **kwargs)
 
         optimizer.functional = _timed(compiled_functional, stats)  # type: ignore[method-assign]
     else:
