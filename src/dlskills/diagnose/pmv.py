@@ -180,6 +180,83 @@ def rank_models(
     return sorted(results, key=lambda result: result.relevance, reverse=True)
 
 
+# the check's task: one hidden ReLU layer of 4 units represents y = [x₁x₂ > 0] exactly
+# (sign(|x₁+x₂| − |x₁−x₂|) = sign(x₁x₂)); 1 unit cannot; a 3×64 net memorises flipped labels
+CAPACITIES: dict[str, tuple[int, int]] = {
+    "too_small": (1, 1),
+    "right": (1, 4),
+    "oversized": (3, 64),
+}  # name -> (depth, width) of dlskills.models "mlp"
+
+
+@dataclass(frozen=True)
+class CapacityCheck:
+    """The claim "PMV picks the right capacity where train/validation accuracy does not", per
+    seed: which model each criterion picks and PMV's margin (top relevance − second)."""
+
+    results: tuple[tuple[PMVResult, ...], ...]
+    pmv_picks: tuple[str, ...]
+    train_picks: tuple[str, ...]
+    val_picks: tuple[str, ...]
+    margins: tuple[float, ...]
+
+    @property
+    def pmv_right(self) -> float:
+        """Fraction of seeds where PMV picks the right capacity."""
+        return self.pmv_picks.count("right") / len(self.pmv_picks)
+
+    @property
+    def val_right(self) -> float:
+        """Fraction of seeds where validation accuracy picks the right capacity."""
+        return self.val_picks.count("right") / len(self.val_picks)
+
+
+def xor_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n points x ~ N(0, I₂) with labels y = [x₁·x₂ > 0] (XOR of the signs)."""
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    return x, (x[:, 0] * x[:, 1] > 0).long()
+
+
+def capacity_check(
+    seeds: Sequence[int] = (2,),
+    *,
+    train_samples: int = 200,
+    val_samples: int = 2000,
+    noise_rates: Sequence[float] = (0.0, 0.2, 0.4),
+    steps: int = 300,
+    lr: float = 1e-2,
+) -> CapacityCheck:
+    """Rank the :data:`CAPACITIES` MLPs on :func:`xor_task` by PMV, training accuracy (noise-free
+    fit) and validation accuracy, once per seed (data, noise and inits all follow the seed)."""
+    from dlskills.models import create
+
+    def factory(depth: int, width: int) -> Callable[[], nn.Module]:
+        return lambda: create("mlp", input_shape=(2,), num_classes=2, depth=depth, width=width)
+
+    factories = {name: factory(*spec) for name, spec in CAPACITIES.items()}
+    results, pmv_picks, train_picks, val_picks, margins = [], [], [], [], []
+    for seed in seeds:
+        x, y = xor_task(train_samples + val_samples, seed)
+        ranked = rank_models(
+            factories,
+            (x[:train_samples], y[:train_samples]),
+            noise_rates=noise_rates,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            eval_data=(x[train_samples:], y[train_samples:]),
+        )
+        clean = ranked[0].noise_rates.index(min(ranked[0].noise_rates))
+        results.append(tuple(ranked))
+        pmv_picks.append(ranked[0].name)
+        train_picks.append(max(ranked, key=lambda r: r.accuracies[clean]).name)
+        val_picks.append(max(ranked, key=lambda r: r.eval_accuracy).name)
+        margins.append(ranked[0].relevance - ranked[1].relevance)
+    return CapacityCheck(
+        tuple(results), tuple(pmv_picks), tuple(train_picks), tuple(val_picks), tuple(margins)
+    )
+
+
 def flip_labels(labels: torch.Tensor, rate: float, num_classes: int, *, seed: int) -> torch.Tensor:
     """A copy of ``labels`` with round(rate·n) of them replaced by a different class.
 
