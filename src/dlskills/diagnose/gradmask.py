@@ -23,8 +23,9 @@ Three forms:
 
 Deviations: the paper takes the saliency of the classifier's output (the gradient of the
 difference of the two class scores) and penalises it only on samples that have a segmentation;
-here the saliency is that of the task loss (for cross-entropy it is the gradient of the
-target's log-probability) and the mask selects samples and positions alike (an all-zero mask row
+here the saliency is that of the task loss (for cross-entropy, minus the gradient of the
+target's log-probability, divided by the batch size for a mean loss) and the mask selects
+samples and positions alike (an all-zero mask row
 leaves a sample unpenalised).
 """
 
