@@ -3,17 +3,18 @@ optimizers), on CPU too (inductor generates C++ and builds it with the system co
 
 For the zoo optimizers, whose maths lives in a single-tensor kernel behind a functional
 dispatcher, the *single-tensor kernel* is compiled once with dynamic shapes and called per
-tensor: inductor fuses that tensor's chain of element-wise ops into one vectorised loop. The
-per-tensor numbers (bias-corrected step sizes, bounds, ring-buffer slots) are computed in Python
-and passed in as arguments (floats as 0-d tensors, integers symbolic after one recompilation), so
-the generated loop does no scalar maths per element and a new step count does not recompile.
-Hyper-parameters passed as plain numbers (AggMo's or PTS-SGD's lr) are compiled in as constants:
-a scheduler that changes them recompiles, up to dynamo's cache limit, after which that kernel
-runs eagerly (AdaBound's lr only enters through per-tensor numbers and is unaffected).
-One graph serves every tensor of the same rank, so compile time does not grow with the length of
-the parameter list (compiling the whole list's functional unrolls one kernel per tensor: minutes
-for a ResNet-18). The Python bookkeeping around the kernel (state creation, closures, STORM's two
-evaluations) stays eager.
+tensor: inductor fuses that tensor's chain of element-wise ops into one vectorised loop. For
+element-wise optimizers (registry metadata) each tensor is flattened first, so one graph serves
+every parameter and compile time does not grow with the length of the parameter list (compiling
+the whole list's functional instead unrolls one kernel per tensor: minutes for a ResNet-18).
+The per-tensor numbers (bias-corrected step sizes, bounds, ring-buffer slots) are computed in
+Python and passed in as arguments (floats as 0-d tensors, integers symbolic after one
+recompilation), so the generated loop does no scalar maths per element and a new step count
+does not recompile. Hyper-parameters passed as plain numbers (AggMo's or PTS-SGD's lr) are
+compiled in as constants: a scheduler that changes them recompiles, up to dynamo's recompile
+limit, after which that kernel runs eagerly (AdaBound's lr only enters through per-tensor
+numbers and is unaffected). The Python bookkeeping around the kernel (state creation, closures,
+STORM's two evaluations) stays eager.
 
 For other optimizers (the torch.optim classics) the whole ``step`` is compiled, as torch's
 documentation shows; torch's own ``fused=True`` CPU kernels are usually the better choice there.
@@ -32,8 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from dlskills.optim._foreach import per_tensor_runner
+from dlskills.optim._registry import OPTIMIZERS
 
 _STATS_ATTRIBUTE = "_dlskills_compile_stats"
 
@@ -69,9 +72,16 @@ def _timed(function: Any, stats: CompileStats) -> Any:
 
 
 class _CompiledKernels:
-    """Runs each single-tensor kernel compiled (one cache entry per kernel function)."""
+    """Runs single-tensor kernels compiled, one tensor at a time.
 
-    def __init__(self, **compile_options: Any) -> None:
+    Each kernel function is compiled once (its own dynamo cache, dynamic shapes) and called with
+    one-element lists. For element-wise optimizers every tensor that ends with the parameter's
+    shape is flattened to (*leading, numel) first, so a single graph serves all parameters
+    whatever their rank (otherwise each rank, and each pattern of size-1 dimensions, is its own
+    graph, and several optimizers sharing dynamo's recompile limit run out of it)."""
+
+    def __init__(self, flatten: bool, **compile_options: Any) -> None:
+        self.flatten = flatten
         self.compile_options = compile_options
         self.cache: dict[Callable[..., None], Callable[..., None]] = {}
 
@@ -83,26 +93,33 @@ class _CompiledKernels:
     ) -> None:
         compiled = self.cache.get(single)
         if compiled is None:
-            compiled = torch.compile(_one_tensor(single), dynamic=True, **self.compile_options)
+            compiled = torch.compile(single, dynamic=True, **self.compile_options)
             self.cache[single] = compiled
-        for i in range(len(tensor_lists[0])):
-            compiled(*(_as_input(items[i]) if items else None for items in tensor_lists), **hyper)
+        params = tensor_lists[0]
+        for i, param in enumerate(params):
+            flat = self.flatten and param.is_contiguous()
+            compiled(
+                *([_as_input(items[i], param, flat)] if items else [] for items in tensor_lists),
+                **hyper,
+            )
 
 
-def _as_input(item: Any) -> Any:
-    """Per-tensor floats (step sizes, bounds) go in as 0-d tensors: dynamo specialises a Python
-    float that reaches an op needing a concrete number (clamp bounds), which would recompile at
-    every step."""
-    return torch.tensor(item, dtype=torch.float64) if type(item) is float else item
-
-
-def _one_tensor(single: Callable[..., None]) -> Callable[..., None]:
-    """``single`` over lists, called with one tensor's items (None marks an unused list)."""
-
-    def kernel(*items: Any, **hyper: Any) -> None:
-        single(*([] if item is None else [item] for item in items), **hyper)
-
-    return kernel
+def _as_input(item: Any, param: Tensor, flatten: bool) -> Any:
+    """One tensor's item as the compiled kernel takes it. Floats (step sizes, bounds) become 0-d
+    tensors: dynamo specialises a Python float that reaches an op needing a concrete number
+    (clamp bounds), which would recompile at every step."""
+    if type(item) is float:
+        return torch.tensor(item, dtype=torch.float64)
+    if (
+        flatten
+        and isinstance(item, Tensor)
+        and item.dim() >= param.dim() > 0
+        and item.shape[item.dim() - param.dim() :] == param.shape
+        and item.is_contiguous()
+    ):
+        # detached, so dynamo does not guard on the strides of the view's base tensor
+        return item.view(*item.shape[: item.dim() - param.dim()], param.numel()).detach()
+    return item
 
 
 def compile_step(
@@ -126,7 +143,9 @@ def compile_step(
     stats = CompileStats()
     functional = getattr(type(optimizer), "functional", None)
     if functional is not None:
-        runner = _CompiledKernels(backend=backend, mode=mode)
+        entry = next((e for e in OPTIMIZERS.entries() if e.obj is type(optimizer)), None)
+        elementwise = bool(entry and entry.meta.get("elementwise"))
+        runner = _CompiledKernels(elementwise, backend=backend, mode=mode)
 
         def compiled_functional(*args: Any, **kwargs: Any) -> Any:
             with per_tensor_runner(runner):
