@@ -1,5 +1,57 @@
-"""Layers (DESIGN.md ``nn/``): convolution family (``dlskills.nn.conv``), the activation zoo
+"""Layers (DESIGN.md ``nn/``): the convolution family (``dlskills.nn.conv``), the activation zoo
 (``dlskills.nn.activations``, catalog 1905.08618), normalisation by name
-(``dlskills.nn.normalization``, catalog norm-layers), the SELU kit (``dlskills.nn.selu``) and
-Fixup blocks (``dlskills.nn.fixup``). Import the submodules directly.
+(``dlskills.nn.normalization``, catalog norm-layers), the SELU kit (``dlskills.nn.selu``,
+1706.02515), Fixup blocks (``dlskills.nn.fixup``, 1901.09321) and functional forms
+(``dlskills.nn.functional``). ``LAYERS`` registers every technique layer by name and catalog id.
 """
+
+from dlskills.nn import conv
+from dlskills.nn._registry import LAYERS, register_layer
+from dlskills.nn.activations import ACTIVATIONS, get_activation
+from dlskills.nn.conv import (
+    DecoupledConv2d,
+    DeformConv2d,
+    DepthwiseSeparableConv2d,
+    DiCE,
+    RandomShift2d,
+    RandomShiftDownsample,
+    VarGroupConv2d,
+)
+from dlskills.nn.fixup import FixupBasicBlock, ScalarBias, ScalarScale, fixup_param_groups
+from dlskills.nn.normalization import NORMS, apply_weight_norm, make_norm
+from dlskills.nn.selu import (
+    SELU_ALPHA,
+    SELU_LAMBDA,
+    AlphaDropout,
+    SelfNormalizingMLP,
+    alpha_dropout,
+    lecun_normal_,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "NORMS",
+    "SELU_ALPHA",
+    "SELU_LAMBDA",
+    "AlphaDropout",
+    "DecoupledConv2d",
+    "DeformConv2d",
+    "DepthwiseSeparableConv2d",
+    "DiCE",
+    "FixupBasicBlock",
+    "RandomShift2d",
+    "RandomShiftDownsample",
+    "ScalarBias",
+    "ScalarScale",
+    "SelfNormalizingMLP",
+    "VarGroupConv2d",
+    "alpha_dropout",
+    "apply_weight_norm",
+    "conv",
+    "fixup_param_groups",
+    "get_activation",
+    "lecun_normal_",
+    "make_norm",
+    "register_layer",
+]

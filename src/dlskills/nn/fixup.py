@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlskills.nn._registry import register_layer
+
 
 class ScalarBias(nn.Module):
     """x + b with one learned scalar b (init 0)."""
@@ -61,6 +63,11 @@ def he_fan_out_normal_(weight: torch.Tensor, scale: float = 1.0) -> torch.Tensor
         return weight.normal_(0.0, scale * math.sqrt(2.0 / fan_out))
 
 
+@register_layer(
+    "fixup_basic_block",
+    catalog_id="1901.09321",
+    example=(dict(in_channels=4, out_channels=4), (4, 5, 5)),
+)
 class FixupBasicBlock(nn.Module):
     """Two 3×3 convs without normalisation, scalar biases and a branch multiplier (m = 2)."""
 

@@ -29,6 +29,8 @@ import math
 import torch
 from torch import nn
 
+from dlskills.nn._registry import register_layer
+
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_LAMBDA = 1.0507009873554804934193349852946
 ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA
@@ -70,6 +72,7 @@ def alpha_dropout(
     return dropped * a + b
 
 
+@register_layer("alpha_dropout", catalog_id="1706.02515", example=(dict(p=0.2), (6,)))
 class AlphaDropout(nn.Module):
     """Alpha-dropout with drop probability ``p`` (1706.02515); identity in eval mode."""
 
@@ -94,6 +97,11 @@ def lecun_normal_(tensor: torch.Tensor, generator=None) -> torch.Tensor:
         return tensor.normal_(0.0, 1.0 / math.sqrt(fan_in), generator=generator)
 
 
+@register_layer(
+    "self_normalizing_mlp",
+    catalog_id="1706.02515",
+    example=(dict(in_features=6, width=8, depth=3, out_features=2), (6,)),
+)
 class SelfNormalizingMLP(nn.Sequential):
     """``depth`` hidden Linear+SELU layers of ``width`` (optionally alpha-dropout) then a Linear
     head, LeCun-normal weights and zero biases, as the paper's SNNs."""

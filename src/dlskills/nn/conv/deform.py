@@ -33,11 +33,20 @@ import math
 import torch
 from torch import Tensor, nn
 
+from dlskills.nn._registry import register_layer
 from dlskills.nn.functional import _pair, deform_conv2d
 
 __all__ = ["DeformConv2d"]
 
 
+@register_layer(
+    "deform_conv2d",
+    catalog_id="1703.06211",
+    example=(
+        dict(in_channels=3, out_channels=4, kernel_size=3, padding=1, modulated=True),
+        (3, 5, 5),
+    ),
+)
 class DeformConv2d(nn.Module):
     """A 2-D deformable convolution whose offsets (and DCNv2 mask) are learned from its input.
 

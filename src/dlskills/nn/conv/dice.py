@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlskills.nn._registry import register_layer
+
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """ShuffleNet's channel shuffle: (g, C/g) channel layout → (C/g, g)."""
@@ -138,6 +140,9 @@ def conv_bn_prelu(
     )
 
 
+@register_layer(
+    "dice", catalog_id="1906.03516", example=(dict(in_channels=6, out_channels=6), (6, 5, 5))
+)
 class DiCE(nn.Module):
     """The DiCE unit: DimConv then DimFuse (see module doc); stride 1, C_in → C_out."""
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlskills.nn._registry import register_layer
+
 
 def shift2d(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Shift each sample of x (B, C, H, W) by integer ``shifts`` (B, 2) = (δy, δx), zero-filled.
@@ -48,6 +50,9 @@ def shift2d(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return gathered.permute(0, 3, 1, 2)
 
 
+@register_layer(
+    "random_shift2d", catalog_id="ijcai17-random-shift", example=(dict(max_shift=1), (2, 5, 5))
+)
 class RandomShift2d(nn.Module):
     """Random integer shift in {−max_shift, …, max_shift}² at train time; identity at eval."""
 

@@ -34,8 +34,14 @@ import torch
 from torch import nn
 
 from dlskills.nn._counting import count_macs
+from dlskills.nn._registry import register_layer
 
 
+@register_layer(
+    "depthwise_separable_conv2d",
+    catalog_id="1808.05517",
+    example=(dict(in_channels=3, out_channels=4, kernel_size=3, padding=1), (3, 5, 5)),
+)
 class DepthwiseSeparableConv2d(nn.Module):
     """k×k depthwise conv (``depth_multiplier`` filters per input channel) then a 1×1 conv.
 

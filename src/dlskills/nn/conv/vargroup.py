@@ -26,7 +26,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlskills.nn._registry import register_layer
 
+
+@register_layer(
+    "var_group_conv2d",
+    catalog_id="1907.05653",
+    example=(
+        dict(in_channels=8, out_channels=8, kernel_size=3, channels_per_group=4, padding=1),
+        (8, 4, 4),
+    ),
+)
 class VarGroupConv2d(nn.Conv2d):
     """``nn.Conv2d`` with a fixed number of input channels per group (groups = C_in / S)."""
 
@@ -98,6 +108,11 @@ class VarGSeparableConv2d(nn.Sequential):
         super().__init__(*layers)
 
 
+@register_layer(
+    "varg_normal_block",
+    catalog_id="1907.05653",
+    example=(dict(channels=4, channels_per_group=2), (4, 3, 3)),
+)
 class VarGNormalBlock(nn.Module):
     """Two separable units with an identity shortcut (stride 1, C → C)."""
 
