@@ -16,7 +16,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def _params(seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=generator).requires_grad_() for s in [(4,), (3, 5)]]
+    # tensors above FOREACH_MAX_NUMEL go through the compiled kernel, the small ones stay eager
+    shapes = [(4,), (3, 5), (130, 150)]
+    return [torch.randn(s, generator=generator).requires_grad_() for s in shapes]
 
 
 def _run(opt, params, steps, seed=1):

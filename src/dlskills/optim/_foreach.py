@@ -32,7 +32,7 @@ from torch import Tensor
 
 FOREACH_MAX_NUMEL = 16384
 
-# set by dlskills.optim.compile_step: runs a compiled version of the single-tensor kernel per tensor
+# set by dlskills.optim.compile_step: runs compiled single-tensor kernels (see compile.py)
 _PER_TENSOR_RUNNER: ContextVar[Callable[..., None] | None] = ContextVar(
     "dlskills_per_tensor_runner", default=None
 )
@@ -40,7 +40,8 @@ _PER_TENSOR_RUNNER: ContextVar[Callable[..., None] | None] = ContextVar(
 
 @contextmanager
 def per_tensor_runner(runner: Callable[..., None]) -> Iterator[None]:
-    """Inside the block, ``dispatch`` hands ``(single, tensor_lists, hyper)`` to ``runner``."""
+    """Inside the block, ``dispatch`` hands ``(single, multi, tensor_lists, hyper)`` to
+    ``runner``."""
     token = _PER_TENSOR_RUNNER.set(runner)
     try:
         yield
@@ -71,7 +72,7 @@ def dispatch(
         return
     runner = _PER_TENSOR_RUNNER.get()
     if runner is not None:
-        runner(single, tensor_lists, hyper)
+        runner(single, multi, tensor_lists, hyper)
         return
     mask = foreach_mask(tensor_lists[0], foreach)
     for use_foreach, kernel in ((True, multi), (False, single)):

@@ -52,11 +52,11 @@ def _single_tensor_aggmo(
         # all K velocities in one pass (v ← g + β·v), then θ −= (lr/K)·Σ v as one
         # matrix-vector product: two kernels instead of the reference's 3K
         torch.addcmul(grad.reshape(1, -1), velocities, column, out=velocities)
-        if param.is_contiguous():
+        if param.is_contiguous() and not torch.compiler.is_compiling():
             ones = torch.ones(count, dtype=buffers.dtype, device=buffers.device)
             param.view(-1).addmv_(velocities.t(), ones, alpha=-lr / count)
-        else:  # e.g. channels_last: no flat view to update in place
-            param.sub_(buffers.sum(0), alpha=lr / count)
+        else:  # compiled (a sum fuses into one loop, a BLAS call does not) or channels_last
+            param.sub_(buffers.sum(0).view_as(param), alpha=lr / count)
 
 
 def _multi_tensor_aggmo(

@@ -41,45 +41,41 @@ from dlskills.optim._registry import register_optimizer
 def _single_tensor_pts_sgd(
     params: list[Tensor],
     grads: list[Tensor],
-    windows: list[Tensor],
+    oldest: list[Tensor],
     grad_sums: list[Tensor],
-    slots: list[int],
     *,
     lr: float,
     alpha: float,
+    window: int,
     weight_decay: float,
 ) -> None:
-    size = windows[0].shape[0] if windows else 0
-    normaliser = sum(alpha**i for i in range(size))
-    for param, grad, window, grad_sum, slot in zip(params, grads, windows, grad_sums, slots):
+    normaliser = sum(alpha**i for i in range(window))
+    for param, grad, expiring, grad_sum in zip(params, grads, oldest, grad_sums):
         if weight_decay != 0:
             grad = grad.add(param, alpha=weight_decay)
-        oldest = window[slot]
-        grad_sum.mul_(alpha).add_(grad).sub_(oldest, alpha=alpha**size)
-        oldest.copy_(grad)
+        grad_sum.mul_(alpha).add_(grad).sub_(expiring, alpha=alpha**window)
+        expiring.copy_(grad)
         param.sub_(grad_sum, alpha=lr / normaliser)
 
 
 def _multi_tensor_pts_sgd(
     params: list[Tensor],
     grads: list[Tensor],
-    windows: list[Tensor],
+    oldest: list[Tensor],
     grad_sums: list[Tensor],
-    slots: list[int],
     *,
     lr: float,
     alpha: float,
+    window: int,
     weight_decay: float,
 ) -> None:
-    size = windows[0].shape[0]
-    normaliser = sum(alpha**i for i in range(size))
+    normaliser = sum(alpha**i for i in range(window))
     if weight_decay != 0:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
-    oldest = [window[slot] for window, slot in zip(windows, slots)]
     if alpha != 1.0:
         torch._foreach_mul_(grad_sums, alpha)
     torch._foreach_add_(grad_sums, grads)
-    torch._foreach_sub_(grad_sums, oldest, alpha=alpha**size)
+    torch._foreach_sub_(grad_sums, oldest, alpha=alpha**window)
     torch._foreach_copy_(oldest, grads)
     torch._foreach_sub_(params, grad_sums, alpha=lr / normaliser)
 
@@ -97,18 +93,20 @@ def pts_sgd(
     foreach: bool | None = None,
 ) -> None:
     """Functional PTS-SGD over lists; ``windows[j]`` has shape (w, *params[j].shape) and
-    ``steps`` are the step counts after the increment (they pick the ring-buffer slot)."""
+    ``steps`` are the step counts after the increment (they pick the ring-buffer slot whose
+    gradient, g_{t−w}, leaves the window and is overwritten by g_t)."""
     if not params:
         return
     size = windows[0].shape[0]
-    slots = [(t - 1) % size for t in steps]
+    oldest = [window[(t - 1) % size] for window, t in zip(windows, steps)]
     dispatch(
         _single_tensor_pts_sgd,
         _multi_tensor_pts_sgd,
-        (params, grads, windows, grad_sums, slots),
+        (params, grads, oldest, grad_sums),
         foreach,
         lr=lr,
         alpha=alpha,
+        window=size,
         weight_decay=weight_decay,
     )
 
