@@ -4,8 +4,9 @@ benchmarks/ folder (each script prints its ratios against its baseline)."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from dlskills._cli._checkout import checkout_folder
 
 HELP = "list or run the benchmarks (scripts in the repository's benchmarks/ folder)"
 
@@ -18,19 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def benchmarks_dir(explicit: str | None = None) -> Path:
-    """The benchmarks folder: ``explicit``, $DLSKILLS_BENCHMARKS, next to the source checkout, or
-    under the current folder."""
-    import dlskills
-
-    candidates = [explicit, os.environ.get("DLSKILLS_BENCHMARKS")]
-    candidates += [Path(dlskills.__file__).resolve().parents[2] / "benchmarks", Path("benchmarks")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    raise FileNotFoundError(
-        "no benchmarks/ folder found: the benchmarks ship with the source repository, not the "
-        "wheel; run from a checkout or pass --dir"
-    )
+    """The benchmarks folder: ``explicit``, $DLSKILLS_BENCHMARKS, the checkout's or ./benchmarks."""
+    return checkout_folder("benchmarks", explicit, "DLSKILLS_BENCHMARKS")
 
 
 def describe(script: Path) -> str:

@@ -99,12 +99,8 @@ def _print_list(entries: list, catalog) -> None:
     console.print(Text(_counts_line(catalog.status_counts(entries), len(entries)), style="bold"))
 
 
-def _check_hint(check: str) -> str:
-    if not check:
-        return "—"
-    if "/" in check or "::" in check:
-        return f"{check}  (run: pytest {check})"
-    return f"{check}  (run: dlskills repro {check})"
+def _check_hint(entry_id: str, check: str) -> str:
+    return f"{check}  (run: dlskills repro {entry_id})" if check else "—"
 
 
 def _print_entry(entry) -> None:
@@ -133,7 +129,7 @@ def _print_entry(entry) -> None:
     rows.append(("implemented by", "\n".join(entry.implemented_by) or "— (nothing yet)"))
     if entry.see_also or "doc" in entry.kind:
         rows.append(("see also", "\n".join(entry.see_also) or "—"))
-    rows.append(("check", _check_hint(entry.check)))
+    rows.append(("check", _check_hint(entry.id, entry.check)))
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)

@@ -229,8 +229,13 @@ def validate(entries: Sequence[Entry]) -> list[str]:
             problems.append(
                 f"{entry.id}: unknown status {entry.status!r} (known: {', '.join(STATUSES)})"
             )
-        if entry.status in ("implemented", "verified") and not entry.implemented_by:
+        # a doc-only entry is delivered by its summary (and see_also); others need code
+        doc_only = set(entry.kind) == {"doc"}
+        delivered = entry.status in ("implemented", "verified")
+        if delivered and not doc_only and not entry.implemented_by:
             problems.append(f"{entry.id}: status {entry.status!r} but implemented_by is empty")
+        if entry.status != "planned" and doc_only and not entry.summary.strip():
+            problems.append(f"{entry.id}: doc entry marked {entry.status!r} has no summary")
         if entry.status == "planned" and entry.implemented_by:
             problems.append(f"{entry.id}: status 'planned' but implemented_by is set")
         if entry.status == "verified" and not entry.check:
