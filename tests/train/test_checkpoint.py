@@ -124,13 +124,25 @@ def test_unsupported_values_are_named(tmp_path):
 
 
 @pytest.mark.parametrize("crash_after", ["set_aside", "new_tensors"])
-def test_a_save_interrupted_between_its_renames_loads_the_previous_pair(tmp_path, crash_after):
-    """Reproduce the on-disk states a SIGKILL inside save_checkpoint can leave."""
+def test_a_save_interrupted_between_its_renames_loads_the_previous_pair(
+    tmp_path, monkeypatch, crash_after
+):
+    """A crash inside save_checkpoint (SIGKILL between its writes) leaves a loadable pair."""
+    import dlskills.train.checkpoint as checkpoint
+
     save_checkpoint(tmp_path / "ck", {"x": torch.zeros(3)})
-    old_json = (tmp_path / "ck.json").read_text()
-    save_checkpoint(tmp_path / "ck", {"x": torch.ones(3)})
-    (tmp_path / "ck.json").write_text(old_json)  # the new JSON never landed
-    if crash_after == "set_aside":  # the new tensor file never landed either
-        (tmp_path / "ck.safetensors").unlink()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed mid-save")
+
+    # set_aside: killed before the new tensor file landed; new_tensors: before the new JSON did
+    writer = "atomic_write_bytes" if crash_after == "set_aside" else "atomic_write_text"
+    monkeypatch.setattr(checkpoint, writer, killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "ck", {"x": torch.ones(3)})
+    monkeypatch.undo()
     state, _ = load_checkpoint(tmp_path / "ck")
     assert torch.equal(state["x"], torch.zeros(3))
+    # a completed save leaves no set-aside file behind
+    save_checkpoint(tmp_path / "ck", {"x": torch.ones(3)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.json", "ck.safetensors"]

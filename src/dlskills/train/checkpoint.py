@@ -8,11 +8,11 @@ round-trip exactly. Python types JSON lacks are tagged: tuples as ``{"__tuple__"
 dicts with non-string keys (optimizer state is keyed by int) as ``{"__items__": [[k, v], ...]}``.
 
 Both files are written atomically (dlskills._io), tensors first; the tensor file being replaced
-is kept as ``<name>.prev.safetensors`` until the new JSON is in place, so a crash at any moment
-of a save leaves a loadable pair (the old JSON still finds the tensors its sha256 names). Loading
-reads the JSON, checks the format, verifies the sha256, loads tensors with safetensors (never
-pickle) and checks that every referenced tensor exists; any failure raises ``CheckpointError``
-with the file and the cause.
+is kept as ``<name>.prev.safetensors`` until the new JSON is in place (then removed), so a crash
+at any moment of a save leaves a loadable pair (the old JSON still finds the tensors its sha256
+names). Loading reads the JSON, checks the format, verifies the sha256, loads tensors with
+safetensors (never pickle) and checks that every referenced tensor exists; any failure raises
+``CheckpointError`` with the file and the cause.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def save_checkpoint(
         os.replace(tensor_path, _previous(tensor_path))
     atomic_write_bytes(tensor_path, blob)
     atomic_write_text(json_path, json.dumps(record, indent=1) + "\n")
+    _previous(tensor_path).unlink(missing_ok=True)
     return json_path
 
 
