@@ -1,0 +1,30 @@
+"""Training techniques that are not optimizers or callbacks of the loop itself: the Bag of
+Freebies (catalog 1902.04103: mixup, detection mixup, label smoothing, no bias decay; its cosine
+schedule and warm-up are ``dlskills.optim.schedules.build_schedule``) and the large-minibatch
+check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``)."""
+
+from dlskills.train.techniques.label_smoothing import (
+    LabelSmoothingCrossEntropy,
+    smooth_targets,
+    soft_cross_entropy,
+)
+from dlskills.train.techniques.mixup import (
+    MixedBatch,
+    Mixup,
+    mixup_batch,
+    mixup_detection,
+    sample_lambda,
+)
+from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
+
+__all__ = [
+    "LabelSmoothingCrossEntropy",
+    "MixedBatch",
+    "Mixup",
+    "mixup_batch",
+    "mixup_detection",
+    "param_groups_no_bias_decay",
+    "sample_lambda",
+    "smooth_targets",
+    "soft_cross_entropy",
+]
