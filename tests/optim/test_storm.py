@@ -107,7 +107,7 @@ def test_the_recursive_correction_reduces_noise():
 
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
-    [({"k": 0.0}, "k"), ({"w": -1.0}, "w"), ({"c": -1.0}, "c"), ({"g_max": 0.0}, "g_max")],
+    [({"lr": 0.0}, "lr"), ({"w": -1.0}, "w"), ({"c": -1.0}, "c"), ({"g_max": 0.0}, "g_max")],
 )
 def test_invalid_hyper_parameters_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=rf"\b{argument}\b"):

@@ -18,6 +18,18 @@ def create(name: str, params: Any, **kwargs: Any) -> Any:
     return OPTIMIZERS.create(name, params, **kwargs)
 
 
+def closure_kind(optimizer: Any) -> str | None:
+    """The closure ``optimizer.step`` needs, from its registry metadata: None (plain ``step()``),
+    "backward" (torch's convention), "graph" (returns (loss, outputs), no backward) or
+    "residuals" (returns outputs − targets). Unregistered optimizers take no closure."""
+    for entry in OPTIMIZERS.entries():
+        if entry.obj is type(optimizer):
+            return (
+                entry.meta.get("closure", "backward") if entry.meta.get("needs_closure") else None
+            )
+    return None
+
+
 def __getattr__(attribute: str) -> Any:
     try:
         return OPTIMIZERS.find_object(attribute)
@@ -28,6 +40,7 @@ def __getattr__(attribute: str) -> Any:
 __all__ = [
     "OPTIMIZERS",
     "AveragedParameters",
+    "closure_kind",
     "compile_stats",
     "compile_step",
     "create",

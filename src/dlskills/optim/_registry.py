@@ -10,7 +10,6 @@ Metadata keys (they drive the shared conformance tests, the CLI listing and the 
   test_kwargs (dict)      hyper-parameters for that test (and the conformance problems)
   test_steps (int)        steps it needs there (default 500)
   test_tolerance (float)  bound on f(θ_T) − f(θ*) it must reach (default 1e-3)
-  lr_argument (str)       name of the learning-rate argument when it is not ``lr``
   reference (str)         peer package implementing the same algorithm, e.g. "adabound"
 """
 

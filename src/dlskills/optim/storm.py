@@ -124,8 +124,7 @@ def storm(
     supports_foreach=True,
     elementwise=True,
     test_function="ill_conditioned_quadratic",
-    test_kwargs={"k": 1.0, "w": 10.0, "c": 100.0},
-    lr_argument="k",
+    test_kwargs={"lr": 1.0, "w": 10.0, "c": 100.0},
     test_steps=600,
     test_tolerance=1e-3,
 )
@@ -135,7 +134,8 @@ class STORM(torch.optim.Optimizer):
 
     Args:
         params: tensors or param groups.
-        k: learning-rate scale (> 0).
+        lr: the learning-rate scale k of the paper (> 0); the authors' code calls it ``lr``, and
+            the name lets torch LR schedulers scale it.
         w: initial denominator of the adaptive rate (≥ 0).
         c: momentum scale; the correction weight is a = min(1, c·η²) (≥ 0).
         g_max: initial estimate of the largest gradient (> 0); G starts at g_max³.
@@ -145,20 +145,20 @@ class STORM(torch.optim.Optimizer):
     def __init__(
         self,
         params: Any,
-        k: float = 1.0,
+        lr: float = 1.0,
         w: float = 10.0,
         c: float = 100.0,
         g_max: float = 0.01,
         *,
         foreach: bool | None = None,
     ) -> None:
-        defaults = {"k": k, "w": w, "c": c, "g_max": g_max, "foreach": foreach}
+        defaults = {"lr": lr, "w": w, "c": c, "g_max": g_max, "foreach": foreach}
         self._validate(defaults)
         super().__init__(params, defaults)
 
     @staticmethod
     def _validate(group: dict[str, Any]) -> None:
-        check_positive("k", group["k"])
+        check_positive("lr", group["lr"])
         check_nonnegative("w", group["w"])
         check_nonnegative("c", group["c"])
         check_positive("g_max", group["g_max"])
@@ -221,7 +221,7 @@ class STORM(torch.optim.Optimizer):
                     [s["grad_estimate"] for s in states],
                     [s["sum_grad_squared"] for s in states],
                     [s["max_grad_norm"] for s in states],
-                    k=group["k"],
+                    k=group["lr"],
                     w=group["w"],
                     c=group["c"],
                     foreach=group["foreach"],

@@ -114,6 +114,29 @@ def build_model(config: TrainConfig, splits: Any) -> nn.Module:
     return model
 
 
+def _optimizer_kwargs(config: TrainConfig, optimizer_class: type) -> dict[str, Any]:
+    """lr, weight_decay and momentum for the optimizer, then the ``opt`` overrides. A default
+    weight_decay is left out for optimizers without one; a value the user set is an error there."""
+    import dataclasses
+    import inspect
+
+    accepted = inspect.signature(optimizer_class).parameters
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    kwargs: dict[str, Any] = {"lr": config.lr}
+    for key in ("weight_decay", "momentum"):
+        value = getattr(config, key)
+        if value is None:
+            continue
+        if key in accepted:
+            kwargs[key] = value
+        elif value != defaults[key]:
+            raise ValueError(
+                f"config key {key!r}: optimizer {config.optimizer!r} has no {key} argument"
+            )
+    kwargs.update(config.opt)
+    return kwargs
+
+
 def build(config: TrainConfig) -> Components:
     """Seed, then build data, model, optimizer, LR schedule and loss from ``config``."""
     from dlskills import optim
@@ -127,12 +150,7 @@ def build(config: TrainConfig) -> Components:
         config.batch_size, seed=config.seed, eval_batch_size=max(512, config.batch_size)
     )
     model = build_model(config, splits)
-    optimizer_kwargs: dict[str, Any] = {"lr": config.lr}
-    if config.weight_decay is not None:
-        optimizer_kwargs["weight_decay"] = config.weight_decay
-    if config.momentum is not None:
-        optimizer_kwargs["momentum"] = config.momentum
-    optimizer_kwargs.update(config.opt)
+    optimizer_kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(config.optimizer))
     optimizer = _named(
         "optimizer", optim.create, config.optimizer, model.parameters(), **optimizer_kwargs
     )

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dlskills._seed import capture_rng, restore_rng, seed_everything
+from dlskills.optim import closure_kind
 from dlskills.train.callbacks.base import (
     EVENTS,
     Callback,
@@ -145,6 +146,7 @@ class Trainer:
         self._accumulators = self._zero_accumulators()
         self._classification: bool | None = None
         self._hooks = {e: [c for c in callbacks if overrides(c, e)] for e in EVENTS}
+        self._closure_kind = closure_kind(optimizer)
 
     # -- public helpers -------------------------------------------------------------------------
     @property
@@ -272,6 +274,7 @@ class Trainer:
         on_batch_start, on_after_backward = hooks["on_batch_start"], hooks["on_after_backward"]
         on_before_step, on_batch_end = hooks["on_before_step"], hooks["on_batch_end"]
         acc = self._accumulators
+        step_closure_kind = self._closure_kind
         move = self.device.type != "cpu"
         max_steps = self.max_steps if self.max_steps is not None else math.inf
         for index, (inputs, targets) in enumerate(batches, start=first_index):
@@ -295,7 +298,10 @@ class Trainer:
             except CancelBatch:
                 self._batches_consumed = index + 1
                 continue
-            optimizer.step()
+            if step_closure_kind is None:
+                optimizer.step()
+            else:
+                optimizer.step(self._step_closure(step_closure_kind, inputs, targets))
             if scheduler is not None:
                 scheduler.step()
             self.step += 1
@@ -315,6 +321,38 @@ class Trainer:
                 callback.on_batch_end(self)
             if self.should_stop or self.step >= max_steps:
                 break
+
+    def _step_closure(self, kind: str, inputs: Any, targets: Any) -> Callable[[], Any]:
+        """The closure a closure-based optimizer re-evaluates the current batch with (its first
+        forward/backward above still feeds the callbacks and the metrics)."""
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        if kind == "backward":
+
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(inputs), targets)
+                loss.backward()
+                return loss
+
+        elif kind == "graph":
+
+            def closure() -> tuple[torch.Tensor, torch.Tensor]:
+                outputs = model(inputs)
+                return loss_fn(outputs, targets), outputs
+
+        elif kind == "residuals":
+            if not torch.is_floating_point(targets):
+                raise ValueError(
+                    f"{type(optimizer).__name__} fits residuals (outputs − targets): it needs a "
+                    "regression task with float targets, not class labels"
+                )
+
+            def closure() -> torch.Tensor:
+                return model(inputs) - targets
+
+        else:
+            raise ValueError(f"unknown closure kind {kind!r} of {type(optimizer).__name__}")
+        return closure
 
     def _end_epoch(self) -> None:
         self._update_train_metrics()
