@@ -99,3 +99,16 @@ def test_residual_optimizers_refuse_class_labels():
     )
     with pytest.raises(ValueError, match="regression task"):
         trainer.fit()
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS.names())
+def test_every_registered_optimizer_builds_from_a_train_config(name):
+    from dlskills.models import create
+    from dlskills.train.config import make_config
+    from dlskills.train.runs import _optimizer_kwargs
+
+    config = make_config({"optimizer": name})
+    model = create("mlp", input_shape=(1, 8, 8), num_classes=10, width=8, depth=1)
+    kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(name), model)
+    optimizer = optim.create(name, model.parameters(), **kwargs)
+    assert optimizer.param_groups[0]["lr"] == config.lr

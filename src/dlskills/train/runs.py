@@ -114,9 +114,12 @@ def build_model(config: TrainConfig, splits: Any) -> nn.Module:
     return model
 
 
-def _optimizer_kwargs(config: TrainConfig, optimizer_class: type) -> dict[str, Any]:
+def _optimizer_kwargs(
+    config: TrainConfig, optimizer_class: type, model: nn.Module
+) -> dict[str, Any]:
     """lr, weight_decay and momentum for the optimizer, then the ``opt`` overrides. A default
-    weight_decay is left out for optimizers without one; a value the user set is an error there."""
+    weight_decay is left out for optimizers without one; a value the user set is an error there.
+    Optimizers that read the model itself (K-FAC hooks its layers) get it as ``model``."""
     import dataclasses
     import inspect
 
@@ -133,6 +136,8 @@ def _optimizer_kwargs(config: TrainConfig, optimizer_class: type) -> dict[str, A
             raise ValueError(
                 f"config key {key!r}: optimizer {config.optimizer!r} has no {key} argument"
             )
+    if "model" in accepted:
+        kwargs["model"] = model
     kwargs.update(config.opt)
     return kwargs
 
@@ -150,7 +155,7 @@ def build(config: TrainConfig) -> Components:
         config.batch_size, seed=config.seed, eval_batch_size=max(512, config.batch_size)
     )
     model = build_model(config, splits)
-    optimizer_kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(config.optimizer))
+    optimizer_kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(config.optimizer), model)
     optimizer = _named(
         "optimizer", optim.create, config.optimizer, model.parameters(), **optimizer_kwargs
     )
