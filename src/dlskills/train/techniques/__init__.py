@@ -8,6 +8,11 @@ from dlskills.train.techniques.label_smoothing import (
     smooth_targets,
     soft_cross_entropy,
 )
+from dlskills.train.techniques.large_batch import (
+    ArmResult,
+    LargeBatchResult,
+    large_batch_check,
+)
 from dlskills.train.techniques.mixup import (
     MixedBatch,
     Mixup,
@@ -18,9 +23,12 @@ from dlskills.train.techniques.mixup import (
 from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
 
 __all__ = [
+    "ArmResult",
     "LabelSmoothingCrossEntropy",
+    "LargeBatchResult",
     "MixedBatch",
     "Mixup",
+    "large_batch_check",
     "mixup_batch",
     "mixup_detection",
     "param_groups_no_bias_decay",
