@@ -7,8 +7,9 @@ With K classes, true class y and smoothing ε, the target distribution is
 
 and the loss is the cross-entropy against it, ``−Σ_i q_i log softmax(z)_i``. This is the form
 ``torch.nn.functional.cross_entropy(..., label_smoothing=ε)`` uses, and the tests check the two
-agree. (Bag of Freebies writes the off-target mass as ε/K and the target as 1 − ε; the version
-here puts the uniform ε/K on *every* class, target included, so q sums to one as torch's does.)
+agree. Bag of Freebies §3.2 writes q_i = 1 − ε for the true class and ε/K for the others, which
+sums to 1 − ε/K; the form here (Szegedy's, torch's) also gives the true class its ε/K share so
+that q is a distribution.
 
 ``soft_cross_entropy(logits, q)`` is the cross-entropy against any target distribution (mixup's
 mixed targets, smoothed targets), averaged over the batch.
