@@ -19,11 +19,18 @@ EPOCHS (so the k-fold batch takes k-fold fewer steps) in four arms and reports t
 The paper's claim: ``warmup`` matches ``small`` (within a tolerance), while the large batch
 without warm-up (``scaled``) or without scaling (``no_scaling``) falls short.
 
-Deviation: laptop scale. Digits (1257 training images) and a small MLP replace ResNet-50 on
-ImageNet; the "small" batch is 16 rather than 256, and the base rate is high enough that the
-k-fold rate without warm-up is unstable at the first steps, which is the regime the warm-up
-addresses. The main schedule after warm-up is constant (the paper's step decay at epochs 30/60/80
-is beyond the short runs here); pass ``schedule`` to use another of ``build_schedule``'s.
+Deviations: laptop scale. Digits (1257 training images) and a 2×128 MLP replace ResNet-50 on
+ImageNet; the "small" batch is 16 rather than 256 (k = 8, 16 give 128 and 256); 10 epochs with
+a 2-epoch warm-up replace 90 and 5; the schedule after warm-up is a cosine decay (the same for
+every arm, so each run ends at a small rate instead of the paper's step decay at epochs 30/60/80).
+
+What holds here (tests/train/techniques/test_large_batch.py, seeds 0–2, defaults): ``warmup``
+is within 0.3 (k = 8) and 1.6 (k = 16) accuracy points of ``small`` on average and
+``no_scaling`` is 6 and 18 points worse. The no-warm-up half does NOT reproduce: ``scaled`` is as
+good as ``warmup`` at η = 0.02–0.03, and at η ≥ 0.04 (k·η ≥ 0.64 for k = 16) both large-rate
+arms collapse erratically, warm-up rescuing one seed and not another. Goyal et al. also report
+only a small loss without warm-up below 8k images (their Table 1); the early-training instability
+that warm-up cures does not appear in a shallow MLP on digits.
 """
 
 from __future__ import annotations
