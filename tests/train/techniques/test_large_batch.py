@@ -8,7 +8,8 @@ from dlskills.train.techniques.large_batch import large_batch_check
 # The claim (catalog 1706.02677) at laptop scale, stated before measuring: averaged over seeds,
 # the k-fold batch with linear scaling + gradual warm-up is within WARMUP_TOLERANCE of the
 # small-batch test accuracy, while the k-fold batch at the unscaled rate is worse by more
-# than NO_SCALING_MARGIN.
+# than NO_SCALING_MARGIN. The paper's other half (no warm-up falls short) is not asserted: at this
+# scale the no-warm-up arm matched too (numbers in dlskills.train.techniques.large_batch).
 WARMUP_TOLERANCE = 0.03
 NO_SCALING_MARGIN = 0.03
 SEEDS = (0, 1, 2)
