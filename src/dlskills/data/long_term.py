@@ -34,7 +34,7 @@ _X, _Y, _BEGIN, _END = (TEMPORAL_ORDER_SYMBOLS.index(s) for s in "XYBE")
 _DISTRACTORS = 4
 
 
-@register_dataset("adding", task="regression", source="synthetic")
+@register_dataset("adding", catalog_id="1211.5063", task="regression", source="synthetic")
 def adding(
     *,
     seed: int = 0,
@@ -62,7 +62,9 @@ def adding(
     )  # fmt: skip
 
 
-@register_dataset("temporal_order", task="classification", source="synthetic")
+@register_dataset(
+    "temporal_order", catalog_id="1211.5063", task="classification", source="synthetic"
+)
 def temporal_order(
     *,
     seed: int = 0,
