@@ -12,6 +12,7 @@ from dlskills.nn._registry import LAYERS
 from dlskills.nn.dropout import (
     AlphaDropout,
     DropConnectLinear,
+    Dropout,
     SpatialDropout,
     drop_connect,
     spatial_dropout,
@@ -115,7 +116,7 @@ def test_spatial_dropout_matches_torch_dropout2d_statistics_and_eval():
 
 
 def test_family_is_registered_and_alpha_is_reused():
-    assert AlphaDropout is selu.AlphaDropout
+    assert AlphaDropout is selu.AlphaDropout and Dropout is nn.Dropout
     assert LAYERS.get("dropout") is nn.Dropout
     assert LAYERS.get("dropconnect") is DropConnectLinear
     assert LAYERS.get("dropout2d") is SpatialDropout

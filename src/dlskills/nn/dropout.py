@@ -27,11 +27,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn import Dropout
 
 from dlskills.nn._registry import LAYERS, register_layer
 from dlskills.nn.selu import AlphaDropout, alpha_dropout
 
-LAYERS.add("dropout", nn.Dropout, catalog_id="dropout-2014", example=(dict(p=0.5), (6,)))
+LAYERS.add("dropout", Dropout, catalog_id="dropout-2014", example=(dict(p=0.5), (6,)))
 
 
 def _check_p(p: float) -> float:
@@ -150,6 +151,7 @@ class DropConnectLinear(nn.Linear):
 __all__ = [
     "AlphaDropout",
     "DropConnectLinear",
+    "Dropout",
     "SpatialDropout",
     "alpha_dropout",
     "drop_connect",
