@@ -10,6 +10,9 @@ digits     bundled       scikit-learn's 8×8 digits (1797 images, 10 classes), 7
 spirals    synthetic     two interleaved noisy spirals in 2-D (binary classification)
 blobs      synthetic     isotropic Gaussian blobs (n_classes, dim)
 teacher    synthetic     regression on the outputs of a random teacher MLP (+ noise)
+adding     synthetic     long-term RNN task: sum of the two marked values (1211.5063)
+temporal_  synthetic     long-term RNN task: order of two relevant symbols among distractors
+order                    (1211.5063)
 mnist      local         MNIST IDX files from ``data_dir`` (raw or .gz)
 cifar10    local         CIFAR-10 python batches from ``data_dir`` (restricted unpickler)
 =========  ============  =====================================================================

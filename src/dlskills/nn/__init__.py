@@ -1,6 +1,7 @@
 """Layers (DESIGN.md ``nn/``): the convolution family (``dlskills.nn.conv``), the activation zoo
 (``dlskills.nn.activations``, catalog 1905.08618), normalisation by name
-(``dlskills.nn.normalization``, catalog norm-layers), the SELU kit (``dlskills.nn.selu``,
+(``dlskills.nn.normalization``, catalog norm-layers), the dropout family (``dlskills.nn.dropout``,
+dropout-2014), the SELU kit (``dlskills.nn.selu``,
 1706.02515), Fixup blocks (``dlskills.nn.fixup``, 1901.09321) and functional forms
 (``dlskills.nn.functional``). ``LAYERS`` registers every technique layer by name and catalog id.
 """
@@ -17,6 +18,7 @@ from dlskills.nn.conv import (
     RandomShiftDownsample,
     VarGroupConv2d,
 )
+from dlskills.nn.dropout import DropConnectLinear, SpatialDropout, drop_connect, spatial_dropout
 from dlskills.nn.fixup import FixupBasicBlock, ScalarBias, ScalarScale, fixup_param_groups
 from dlskills.nn.normalization import NORMS, apply_weight_norm, make_norm
 from dlskills.nn.selu import (
@@ -39,19 +41,23 @@ __all__ = [
     "DeformConv2d",
     "DepthwiseSeparableConv2d",
     "DiCE",
+    "DropConnectLinear",
     "FixupBasicBlock",
     "RandomShift2d",
     "RandomShiftDownsample",
     "ScalarBias",
     "ScalarScale",
     "SelfNormalizingMLP",
+    "SpatialDropout",
     "VarGroupConv2d",
     "alpha_dropout",
     "apply_weight_norm",
     "conv",
+    "drop_connect",
     "fixup_param_groups",
     "get_activation",
     "lecun_normal_",
     "make_norm",
     "register_layer",
+    "spatial_dropout",
 ]
