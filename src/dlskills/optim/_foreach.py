@@ -18,6 +18,12 @@ update, see benchmarks/optim_step.py and docs/optimizers.md):
     elements next to 21 conv/linear weights ≥ 8192), so the list is split rather than sent
     wholesale one way.
 ``foreach=True`` / ``False`` force one path for every tensor (the tests compare the two).
+
+Optimizers with a fused CPU kernel (``dlskills.optim._native``) take ``fused`` like torch's:
+``fused=None`` with ``foreach=None`` (the defaults) runs the fused kernel whenever the call's
+tensors allow it (dense contiguous CPU float32/float64, kernels built) and the rule above
+otherwise; ``fused=True`` insists (RuntimeError naming the obstacle); ``fused=False`` or an
+explicit ``foreach`` never fuses.
 """
 
 from __future__ import annotations
@@ -58,22 +64,41 @@ def foreach_mask(tensors: Sequence[Tensor], foreach: bool | None) -> list[bool]:
     return [t.numel() <= FOREACH_MAX_NUMEL for t in tensors]
 
 
+def check_fused(foreach: bool | None, fused: bool | None) -> None:
+    """torch.optim's rule: the two paths cannot both be forced."""
+    if foreach and fused:
+        raise ValueError("Invalid fused/foreach: fused=True and foreach=True cannot both be set")
+
+
 def dispatch(
     single: Callable[..., None],
     multi: Callable[..., None],
     tensor_lists: Sequence[Sequence[Any]],
     foreach: bool | None,
+    *,
+    fused: bool | None = False,
+    native: Callable[..., None] | None = None,
     **hyper: Any,
 ) -> None:
-    """Run ``single`` and/or ``multi`` on the aligned ``tensor_lists`` (params, grads, states,
-    per-tensor scalars ...), splitting them by ``foreach_mask`` of the first list. An empty list
-    (an unused optional state, e.g. AMSBound's maxima in AdaBound) is passed through as is."""
+    """Run ``native`` (the fused kernel, chosen per the module docstring), or ``single`` and/or
+    ``multi`` on the aligned ``tensor_lists`` (params, grads, states, per-tensor scalars ...),
+    splitting them by ``foreach_mask`` of the first list. An empty list (an unused optional
+    state, e.g. AMSBound's maxima in AdaBound) is passed through as is."""
     if not tensor_lists or not tensor_lists[0]:
         return
     runner = _PER_TENSOR_RUNNER.get()
     if runner is not None:
         runner(single, multi, tensor_lists, hyper)
         return
+    if native is not None and (fused or (fused is None and foreach is None)):
+        from dlskills.optim._native import unsupported_reason
+
+        reason = unsupported_reason(tensor_lists)
+        if reason is None:
+            native(*tensor_lists, **hyper)
+            return
+        if fused:
+            raise RuntimeError(f"fused=True cannot run here: {reason}")
     mask = foreach_mask(tensor_lists[0], foreach)
     for use_foreach, kernel in ((True, multi), (False, single)):
         chosen = [i for i, m in enumerate(mask) if m == use_foreach]

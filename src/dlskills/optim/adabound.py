@@ -30,7 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim import _native
 from dlskills.optim._foreach import (
+    check_fused,
     check_nonnegative,
     check_positive,
     check_unit_interval,
@@ -129,6 +131,7 @@ def adabound(
     weight_decay: float,
     amsbound: bool,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> None:
     """Functional AdaBound/AMSBound over lists (``steps``: each tensor's step count after the
     increment; ``max_exp_avg_sqs`` is empty unless ``amsbound``)."""
@@ -150,6 +153,8 @@ def adabound(
             upper_bounds,
         ),
         foreach,
+        fused=fused,
+        native=_native.adabound,
         beta1=beta1,
         beta2=beta2,
         eps=eps,
@@ -163,6 +168,7 @@ def adabound(
     catalog_id="1902.09843",
     needs_closure=False,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=True,
     reference="adabound",
     test_function="ill_conditioned_quadratic",
@@ -184,6 +190,8 @@ class AdaBound(torch.optim.Optimizer):
         amsbound: keep the running maximum of v (AMSBound).
         foreach: True/False force the foreach/for-loop path; None picks per
             ``dlskills.optim._foreach`` (the rule is documented there).
+        fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) when the
+            tensors allow and ``foreach`` is None; True requires it; False never uses it.
     """
 
     def __init__(
@@ -198,6 +206,7 @@ class AdaBound(torch.optim.Optimizer):
         amsbound: bool = False,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -208,6 +217,7 @@ class AdaBound(torch.optim.Optimizer):
             "weight_decay": weight_decay,
             "amsbound": amsbound,
             "foreach": foreach,
+            "fused": fused,
         }
         self._validate(defaults)
         super().__init__(params, defaults)
@@ -224,6 +234,7 @@ class AdaBound(torch.optim.Optimizer):
         check_unit_interval("gamma", group["gamma"])
         check_nonnegative("eps", group["eps"])
         check_nonnegative("weight_decay", group["weight_decay"])
+        check_fused(group["foreach"], group.get("fused"))
         if group["gamma"] == 0:
             raise ValueError("Invalid gamma: 0 (the upper bound 1/(gamma*t) would be infinite)")
 
@@ -275,6 +286,7 @@ class AdaBound(torch.optim.Optimizer):
                 weight_decay=group["weight_decay"],
                 amsbound=amsbound,
                 foreach=group["foreach"],
+                fused=group.get("fused"),  # absent from pre-fused checkpoints
             )
         return loss
 
@@ -286,6 +298,7 @@ class AdaBound(torch.optim.Optimizer):
     catalog_id="1902.09843",
     needs_closure=False,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=True,
     reference="adabound",
     test_function="ill_conditioned_quadratic",

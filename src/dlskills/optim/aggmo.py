@@ -24,7 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim import _native
 from dlskills.optim._foreach import (
+    check_fused,
     check_nonnegative,
     check_positive,
     check_unit_interval,
@@ -86,6 +88,7 @@ def aggmo(
     betas: Sequence[float],
     weight_decay: float,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> None:
     """Functional AggMo over lists; ``momentum_buffers[j]`` has shape (K, *params[j].shape)."""
     dispatch(
@@ -93,6 +96,8 @@ def aggmo(
         _multi_tensor_aggmo,
         (params, grads, momentum_buffers),
         foreach,
+        fused=fused,
+        native=_native.aggmo,
         lr=lr,
         betas=tuple(betas),
         weight_decay=weight_decay,
@@ -104,6 +109,7 @@ def aggmo(
     catalog_id="1804.00325",
     needs_closure=False,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=True,
     reference="torch_optimizer",
     test_function="ill_conditioned_quadratic",
@@ -120,6 +126,8 @@ class AggMo(torch.optim.Optimizer):
         betas: the K damping coefficients, each in [0, 1).
         weight_decay: coupled L2 coefficient.
         foreach: True/False force a path; None picks per ``dlskills.optim._foreach``.
+        fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) when the
+            tensors allow and ``foreach`` is None; True requires it; False never uses it.
     """
 
     def __init__(
@@ -130,8 +138,15 @@ class AggMo(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
-        defaults = {"lr": lr, "betas": betas, "weight_decay": weight_decay, "foreach": foreach}
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "weight_decay": weight_decay,
+            "foreach": foreach,
+            "fused": fused,
+        }
         self._validate(defaults)
         super().__init__(params, defaults)
 
@@ -156,6 +171,7 @@ class AggMo(torch.optim.Optimizer):
         for i, beta in enumerate(betas):
             check_unit_interval(f"betas[{i}]", beta)
         check_nonnegative("weight_decay", group["weight_decay"])
+        check_fused(group["foreach"], group.get("fused"))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -185,6 +201,7 @@ class AggMo(torch.optim.Optimizer):
                 betas=group["betas"],
                 weight_decay=group["weight_decay"],
                 foreach=group["foreach"],
+                fused=group.get("fused"),  # absent from pre-fused checkpoints
             )
         return loss
 

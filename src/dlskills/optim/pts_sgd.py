@@ -27,7 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim import _native
 from dlskills.optim._foreach import (
+    check_fused,
     check_nonnegative,
     check_positive,
     dispatch,
@@ -91,6 +93,7 @@ def pts_sgd(
     alpha: float,
     weight_decay: float,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> None:
     """Functional PTS-SGD over lists; ``windows[j]`` has shape (w, *params[j].shape) and
     ``steps`` are the step counts after the increment (they pick the ring-buffer slot whose
@@ -104,6 +107,8 @@ def pts_sgd(
         _multi_tensor_pts_sgd,
         (params, grads, oldest, grad_sums),
         foreach,
+        fused=fused,
+        native=_native.pts_sgd,
         lr=lr,
         alpha=alpha,
         window=size,
@@ -117,6 +122,7 @@ def pts_sgd(
     aliases=("ptssgd", "time_smoothed_sgd"),
     needs_closure=False,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=True,
     test_function="ill_conditioned_quadratic",
     test_kwargs={"lr": 0.05, "window": 3},
@@ -133,6 +139,8 @@ class PTSSGD(torch.optim.Optimizer):
         alpha: decay of older gradients in (0, 1]; 1 is the paper's plain average.
         weight_decay: coupled L2 coefficient.
         foreach: True/False force a path; None picks per ``dlskills.optim._foreach``.
+        fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) when the
+            tensors allow and ``foreach`` is None; True requires it; False never uses it.
     """
 
     def __init__(
@@ -144,6 +152,7 @@ class PTSSGD(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -151,6 +160,7 @@ class PTSSGD(torch.optim.Optimizer):
             "alpha": alpha,
             "weight_decay": weight_decay,
             "foreach": foreach,
+            "fused": fused,
         }
         self._validate(defaults)
         super().__init__(params, defaults)
@@ -164,6 +174,7 @@ class PTSSGD(torch.optim.Optimizer):
         if not (isinstance(group["alpha"], int | float) and 0.0 < group["alpha"] <= 1.0):
             raise ValueError(f"Invalid alpha: {group['alpha']!r} (must be in (0, 1])")
         check_nonnegative("weight_decay", group["weight_decay"])
+        check_fused(group["foreach"], group.get("fused"))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -198,6 +209,7 @@ class PTSSGD(torch.optim.Optimizer):
                 alpha=group["alpha"],
                 weight_decay=group["weight_decay"],
                 foreach=group["foreach"],
+                fused=group.get("fused"),  # absent from pre-fused checkpoints
             )
         return loss
 

@@ -33,7 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlskills.optim._foreach import check_nonnegative, check_positive, dispatch
+from dlskills.optim import _native
+from dlskills.optim._foreach import check_fused, check_nonnegative, check_positive, dispatch
 from dlskills.optim._registry import register_optimizer
 
 
@@ -103,6 +104,7 @@ def storm(
     w: float,
     c: float,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> None:
     """Functional STORM update over lists (``prev_grads``: gradients at the previous iterate on
     the current batch; ``max_grad_norms``: 0-d tensors)."""
@@ -111,6 +113,8 @@ def storm(
         _multi_tensor_storm,
         (params, grads, prev_grads, grad_estimates, sum_grad_squares, max_grad_norms),
         foreach,
+        fused=fused,
+        native=_native.storm,
         k=k,
         w=w,
         c=c,
@@ -122,6 +126,7 @@ def storm(
     catalog_id="1905.10018",
     needs_closure=True,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=True,
     test_function="ill_conditioned_quadratic",
     test_kwargs={"lr": 1.0, "w": 10.0, "c": 100.0},
@@ -140,6 +145,8 @@ class STORM(torch.optim.Optimizer):
         c: momentum scale; the correction weight is a = min(1, c·η²) (≥ 0).
         g_max: initial estimate of the largest gradient (> 0); G starts at g_max³.
         foreach: True/False force a path; None picks per ``dlskills.optim._foreach``.
+        fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) when the
+            tensors allow and ``foreach`` is None; True requires it; False never uses it.
     """
 
     def __init__(
@@ -151,10 +158,19 @@ class STORM(torch.optim.Optimizer):
         g_max: float = 0.01,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
-        defaults = {"lr": lr, "w": w, "c": c, "g_max": g_max, "foreach": foreach}
+        defaults = {
+            "lr": lr,
+            "w": w,
+            "c": c,
+            "g_max": g_max,
+            "foreach": foreach,
+            "fused": fused,
+        }
         self._validate(defaults)
         super().__init__(params, defaults)
+        self._spares: dict[Tensor, Tensor] = {}
 
     @staticmethod
     def _validate(group: dict[str, Any]) -> None:
@@ -162,10 +178,18 @@ class STORM(torch.optim.Optimizer):
         check_nonnegative("w", group["w"])
         check_nonnegative("c", group["c"])
         check_positive("g_max", group["g_max"])
+        check_fused(group["foreach"], group.get("fused"))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         self._validate(self.param_groups[-1])
+
+    def _spare(self, p: Tensor) -> Tensor:
+        """A parameter-sized scratch buffer, kept across steps (not part of the state)."""
+        spare = self._spares.get(p)
+        if spare is None or spare.shape != p.shape or spare.dtype != p.dtype:
+            spare = self._spares[p] = torch.empty_like(p)
+        return spare
 
     def _init_state(self, p: Tensor, g_max: float) -> dict[str, Any]:
         return {
@@ -188,7 +212,6 @@ class STORM(torch.optim.Optimizer):
             raise RuntimeError("STORM does not support sparse gradients")
         grads = {p: p.grad for p in active}
         with torch.no_grad():
-            current = {p: p.detach().clone() for p in active}
             has_previous = any(self.state[p] for p in active)
             for group in self.param_groups:
                 for p in group["params"]:
@@ -196,24 +219,33 @@ class STORM(torch.optim.Optimizer):
                         self.state[p].update(self._init_state(p, group["g_max"]))
         prev_grads = grads
         if has_previous:
+            # θ_t waits in a spare buffer while the parameters hold θ_{t−1}; the spare then
+            # becomes the stored previous iterate and the old one the next spare, so a step
+            # copies three times and allocates nothing (a fresh parameter-sized allocation per
+            # step cost more than the update itself)
+            spares = [self._spare(p) for p in active]
+            previous = [self.state[p]["prev_param"] for p in active]
             with torch.no_grad():
-                torch._foreach_copy_(active, [self.state[p]["prev_param"] for p in active])
+                torch._foreach_copy_(spares, active)
+                torch._foreach_copy_(active, previous)
                 for p in active:  # the second backward must not accumulate into (or zero) g
                     p.grad = None
             with torch.enable_grad():
                 closure()
             with torch.no_grad():
-                torch._foreach_copy_(active, [current[p] for p in active])
+                torch._foreach_copy_(active, spares)
             prev_grads = {p: grads[p] if p.grad is None else p.grad for p in active}
+            for p, spare, old in zip(active, spares, previous):
+                self.state[p]["prev_param"] = spare
+                self._spares[p] = old
         with torch.no_grad():
             for group in self.param_groups:
                 params = [p for p in group["params"] if p in grads]
                 if not params:
                     continue
                 states = [self.state[p] for p in params]
-                for p, state in zip(params, states):
+                for p in params:
                     p.grad = grads[p]
-                    state["prev_param"] = current[p]
                 self.functional(
                     params,
                     [grads[p] for p in params],
@@ -225,6 +257,7 @@ class STORM(torch.optim.Optimizer):
                     w=group["w"],
                     c=group["c"],
                     foreach=group["foreach"],
+                    fused=group.get("fused"),  # absent from pre-fused checkpoints
                 )
         return loss
 

@@ -1,0 +1,359 @@
+"""Fused CPU kernels for the element-wise zoo optimizers: one pass over memory per step.
+
+On CPU a ``torch._foreach_*`` op is a loop over the tensors, so an update written as ten foreach
+ops streams every parameter-sized buffer ten times; torch's own ``fused=True`` Adam avoids that
+with a C++ kernel. These are the same kind of kernel for AdaBound/AMSBound, AggMo, PTS-SGD and
+STORM: ``_native.c`` (plain C, no torch headers) holds each update as one loop that reads the
+gradient and the state once and writes the state and the parameter once, split over
+``torch.get_num_threads()`` threads. The maths is the single-tensor Python kernel's, op for op, in
+the tensors' own precision (tests: fused == for-loop to 1e-6).
+
+Build: on first use the file is compiled with the system C compiler (``$CC``, else ``cc``;
+``-O3 -march=native``, ~1 s) into a cache folder (``$DLSKILLS_CACHE_DIR``, else
+``$XDG_CACHE_HOME/dlskills``, else ``~/.cache/dlskills``, or the temp folder when that is not
+writable; the name hashes the source, the flags, the compiler's version and the CPU's feature
+flags) and loaded with ctypes; later processes load
+the cached library. No compiler, a failed build or ``DLSKILLS_NATIVE=0`` → a one-time warning
+(none for the variable) and the optimizers use their torch paths; ``fused=True`` then raises.
+
+A call is fused only when every tensor in it is a dense, contiguous CPU tensor of one dtype,
+float32 or float64 (``unsupported_reason`` says why not otherwise). Writes through raw pointers
+are invisible to autograd, so the written tensors' version counters are bumped by hand, as torch
+documents for custom kernels: a parameter saved for a backward that has not run yet still makes
+that backward fail loudly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+SOURCE_NAME = "_native.c"
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fno-math-errno",  # lets sqrt vectorise; the kernels never read errno
+    "-ffp-contract=off",  # no fused multiply-adds: round like the torch ops, op for op
+    "-fPIC",
+    "-shared",
+    "-fopenmp",  # resolves to the libgomp.so.1 torch has loaded: one thread pool
+)
+_C_TYPES = {torch.float32: "f32", torch.float64: "f64"}
+_int64_p = ctypes.POINTER(ctypes.c_int64)
+_double_p = ctypes.POINTER(ctypes.c_double)
+_pointers_p = ctypes.POINTER(ctypes.c_void_p)
+_SIGNATURES: dict[str, list[Any]] = {
+    # n_tensors, numels, then the tensor lists, per-tensor numbers, scalars, n_threads
+    "adabound": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 5
+    + [_double_p] * 3
+    + [ctypes.c_double] * 4
+    + [ctypes.c_int],
+    "aggmo": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 3
+    + [_double_p, ctypes.c_int64, ctypes.c_double, ctypes.c_double, ctypes.c_int],
+    "pts_sgd": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 4
+    + [ctypes.c_double] * 4
+    + [ctypes.c_int],
+    "storm": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 5
+    + [_double_p]
+    + [ctypes.c_double] * 3
+    + [ctypes.c_int],
+}
+
+
+class NativeUnavailable(RuntimeError):
+    """The fused kernels cannot be built or loaded here (the message says why)."""
+
+
+def _cache_dir() -> Path:
+    explicit = os.environ.get("DLSKILLS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dlskills"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler() -> str:
+    compiler = os.environ.get("CC") or "cc"
+    if shutil.which(compiler) is None:
+        raise NativeUnavailable(f"no C compiler ({compiler!r} not found; set $CC)")
+    return compiler
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        done = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise NativeUnavailable(f"{compiler} --version failed: {error}") from error
+    return done.stdout
+
+
+def build(cache_dir: Path | None = None) -> Path:
+    """Compile ``_native.c`` into the cache (if not already there) and return the library's
+    path. Raises NativeUnavailable with the compiler's message on failure."""
+    source = resources.files("dlskills.optim").joinpath(SOURCE_NAME).read_bytes()
+    compiler = _compiler()
+    key = hashlib.sha256()
+    for part in (source, " ".join(FLAGS).encode(), _compiler_version(compiler).encode()):
+        key.update(part)
+    key.update(f"{platform.machine()} {_cpu_flags()}".encode())
+    name = f"dlskills_optim_{key.hexdigest()[:20]}.so"
+    folders = [cache_dir] if cache_dir else [_cache_dir(), Path(tempfile.gettempdir()) / "dlskills"]
+    for folder in folders:
+        if (folder / name).exists():
+            return folder / name
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                break
+        except OSError:
+            continue
+    else:
+        raise NativeUnavailable(f"no writable cache folder among {[str(f) for f in folders]}")
+    library = folder / name
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        source_file = Path(scratch) / SOURCE_NAME
+        source_file.write_bytes(source)
+        built = Path(scratch) / library.name
+        try:
+            done = subprocess.run(
+                [compiler, *FLAGS, "-o", str(built), str(source_file), "-lm"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            raise NativeUnavailable(f"{compiler} failed to run: {error}") from error
+        if done.returncode != 0:
+            raise NativeUnavailable(f"{compiler} failed:\n{done.stderr.strip()}")
+        os.replace(built, library)  # atomic: concurrent builders each land a whole file
+    return library
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError as error:
+        raise NativeUnavailable(f"cannot load {path}: {error}") from error
+    for name, argtypes in _SIGNATURES.items():
+        for suffix in _C_TYPES.values():
+            function = getattr(library, f"{name}_{suffix}")
+            function.argtypes = argtypes
+            function.restype = None
+    return library
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | NativeUnavailable:
+    if os.environ.get("DLSKILLS_NATIVE", "1").strip().lower() in {"0", "false", "no", "off"}:
+        return NativeUnavailable("disabled by DLSKILLS_NATIVE=0")
+    try:
+        return _load(build())
+    except NativeUnavailable as error:
+        warnings.warn(
+            f"dlskills: fused optimizer kernels unavailable, using the torch paths ({error})",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return error
+
+
+def availability() -> str | None:
+    """None when the fused kernels are usable, else the reason they are not."""
+    library = _library()
+    return str(library) if isinstance(library, NativeUnavailable) else None
+
+
+def available() -> bool:
+    return availability() is None
+
+
+def unsupported_reason(tensor_lists: Sequence[Sequence[Any]]) -> str | None:
+    """Why these tensors cannot take the fused path (None: they can). Lists of numbers (step
+    sizes, bounds) are ignored; every tensor must be a dense contiguous CPU tensor, all of one
+    dtype, float32 or float64."""
+    reason = availability()
+    if reason is not None:
+        return reason
+    dtype = None
+    for items in tensor_lists:
+        for item in items:
+            if not isinstance(item, Tensor):
+                continue
+            if item.device.type != "cpu":
+                return f"a tensor is on {item.device} (the fused kernels are for the CPU)"
+            if item.layout != torch.strided or not item.is_contiguous():
+                return "a tensor is not dense and contiguous"
+            if dtype is None:
+                dtype = item.dtype
+            elif item.dtype != dtype:
+                return f"tensors mix dtypes ({dtype} and {item.dtype})"
+    if dtype not in _C_TYPES:
+        return f"dtype {dtype} (the fused kernels take float32 or float64)"
+    return None
+
+
+def _pointers(tensors: Sequence[Tensor]) -> Any:
+    return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
+
+
+def _doubles(values: Sequence[float]) -> Any:
+    return (ctypes.c_double * len(values))(*values)
+
+
+def _call(
+    name: str, params: Sequence[Tensor], written: Sequence[Sequence[Tensor]], *args: Any
+) -> None:
+    library = _library()
+    if isinstance(library, NativeUnavailable):
+        raise library
+    function = getattr(library, f"{name}_{_C_TYPES[params[0].dtype]}")
+    numels = (ctypes.c_int64 * len(params))(*(p.numel() for p in params))
+    function(len(params), numels, *args, torch.get_num_threads())
+    torch.autograd.graph.increment_version([t for tensors in written for t in tensors])
+
+
+def adabound(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor],
+    step_sizes: list[float],
+    lower_bounds: list[float],
+    upper_bounds: list[float],
+    *,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsbound: bool,
+) -> None:
+    maxima = _pointers(max_exp_avg_sqs) if amsbound else None
+    _call(
+        "adabound",
+        params,
+        (params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs),
+        _pointers(params),
+        _pointers(grads),
+        _pointers(exp_avgs),
+        _pointers(exp_avg_sqs),
+        maxima,
+        _doubles(step_sizes),
+        _doubles(lower_bounds),
+        _doubles(upper_bounds),
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+    )
+
+
+def aggmo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor],
+    *,
+    lr: float,
+    betas: Sequence[float],
+    weight_decay: float,
+) -> None:
+    _call(
+        "aggmo",
+        params,
+        (params, momentum_buffers),
+        _pointers(params),
+        _pointers(grads),
+        _pointers(momentum_buffers),
+        _doubles(betas),
+        len(betas),
+        lr,
+        weight_decay,
+    )
+
+
+def pts_sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    oldest: list[Tensor],
+    grad_sums: list[Tensor],
+    *,
+    lr: float,
+    alpha: float,
+    window: int,
+    weight_decay: float,
+) -> None:
+    normaliser = sum(alpha**i for i in range(window))
+    _call(
+        "pts_sgd",
+        params,
+        (params, oldest, grad_sums),
+        _pointers(params),
+        _pointers(grads),
+        _pointers(oldest),
+        _pointers(grad_sums),
+        alpha,
+        alpha**window,
+        lr / normaliser,
+        weight_decay,
+    )
+
+
+def storm(
+    params: list[Tensor],
+    grads: list[Tensor],
+    prev_grads: list[Tensor],
+    grad_estimates: list[Tensor],
+    sum_grad_squares: list[Tensor],
+    max_grad_norms: list[Tensor],
+    *,
+    k: float,
+    w: float,
+    c: float,
+) -> None:
+    torch._foreach_maximum_(max_grad_norms, torch._foreach_norm(grads))
+    _call(
+        "storm",
+        params,
+        (params, grad_estimates, sum_grad_squares),
+        _pointers(params),
+        _pointers(grads),
+        _pointers(prev_grads),
+        _pointers(grad_estimates),
+        _pointers(sum_grad_squares),
+        _doubles(torch.stack(max_grad_norms).tolist()),
+        k,
+        w,
+        c,
+    )
