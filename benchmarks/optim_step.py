@@ -6,7 +6,8 @@ wins), plus few-large (4 × 2²²) to show where it loses. For every candidate o
 timed per round, candidates interleaved within each round so machine-load drift hits all alike;
 the table shows the median over rounds and ratios to torch.optim.Adam(foreach=True) and
 Adam(fused=True) on the same list, and to the peer implementation of the same algorithm
-(adabound / torch_optimizer) where one exists. Zoo rows: the default path (foreach=None, the
+(adabound / torch_optimizer) where one exists. Zoo rows: the default path (foreach=None,
+fused=None: the fused CPU kernel of dlskills.optim._native where the optimizer has one, else the
 rule in dlskills.optim._foreach), the forced for-loop and foreach paths, and, with --compile,
 ``compile_step`` (compile time printed apart; steady state measured after warm-up).
 
