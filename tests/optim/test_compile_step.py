@@ -16,8 +16,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def _params(seed=0):
     generator = torch.Generator().manual_seed(seed)
-    # tensors above FOREACH_MAX_NUMEL go through the compiled kernel, the small ones stay eager
-    shapes = [(4,), (3, 5), (130, 150)]
+    # tensors above FOREACH_MAX_NUMEL go through the compiled kernel (both in one call), the
+    # small ones stay eager
+    shapes = [(4,), (3, 5), (130, 150), (20000,)]
     return [torch.randn(s, generator=generator).requires_grad_() for s in shapes]
 
 
@@ -39,8 +40,23 @@ def test_compiled_functional_matches_eager(factory):
     for a, b in zip(eager_params, compiled_params):
         torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
     stats = compile_stats(compiled)
-    assert stats.calls == 4 and 1 <= stats.compiling_calls <= 2  # ≤ 1 recompile (dynamic ints)
+    assert stats.calls == 4 and stats.compiling_calls == 1  # one graph for both large tensors
     assert stats.compile_seconds > 0
+
+
+def test_one_compiled_call_per_step_and_recompiles_for_new_shapes():
+    from torch._dynamo.utils import counters
+
+    params = _params()
+    compiled = compile_step(AdaBound(params, lr=0.01), backend="eager")
+    _run(compiled, params, 2)
+    frames_before = counters["stats"]["calls_captured"]
+    _run(compiled, params, 1)
+    assert counters["stats"]["calls_captured"] == frames_before  # no retrace on a later step
+    other = [torch.randn(30000, requires_grad=True), torch.randn(17000, requires_grad=True)]
+    second = compile_step(AdaBound(other, lr=0.01), backend="eager")
+    _run(second, other, 2)
+    assert compile_stats(second).compiling_calls == 1  # a list of other shapes: one recompile
 
 
 def test_torch_optimizers_compile_their_whole_step():
