@@ -119,14 +119,13 @@ static void parallel_pieces(piece_fn fn, const void *args, const int64_t *numels
         parallel_pieces(adabound_piece_##SUFFIX, &args, numels, n_tensors, n_threads);            \
     }
 
-/* ---- AggMo (aggmo.py): v_k ← β_k·v_k + g for k < K (velocities stacked (K, n)),
- *   θ ← θ − (lr/K)·Σ_k v_k */
+/* ---- AggMo (aggmo.py): v_k ← β_k·v_k + g, θ ← θ − (lr/K)·v_k for k < K
+ *   (velocities[k·n_tensors + t]: velocity k of tensor t) */
 #define DEFINE_AGGMO(T, SUFFIX)                                                                   \
     typedef struct {                                                                              \
         T **params, **grads, **velocities;                                                        \
-        const int64_t *numels;                                                                    \
         const double *betas;                                                                      \
-        int64_t count;                                                                            \
+        int64_t n_tensors, count;                                                                 \
         double lr, weight_decay;                                                                  \
     } aggmo_args_##SUFFIX;                                                                        \
                                                                                                   \
@@ -134,7 +133,6 @@ static void parallel_pieces(piece_fn fn, const void *args, const int64_t *numels
         const aggmo_args_##SUFFIX *a, int64_t t, int64_t begin, int64_t end, const int decayed) { \
         T *restrict p = a->params[t];                                                             \
         const T *restrict g = a->grads[t];                                                        \
-        const int64_t n = a->numels[t];                                                           \
         const T decay = (T)a->weight_decay, scale = (T)(a->lr / (double)a->count);                \
         T grad[BLOCK], updated[BLOCK];                                                            \
         for (int64_t start = begin; start < end; start += BLOCK) {                                \
@@ -145,7 +143,7 @@ static void parallel_pieces(piece_fn fn, const void *args, const int64_t *numels
             }                                                                                     \
             /* velocity by velocity, as the authors subtract them (rounds like their code) */    \
             for (int64_t k = 0; k < a->count; ++k) {                                              \
-                T *restrict v = a->velocities[t] + k * n + start;                                 \
+                T *restrict v = a->velocities[k * a->n_tensors + t] + start;                      \
                 const T beta = (T)a->betas[k];                                                    \
                 for (int64_t j = 0; j < width; ++j) {                                             \
                     v[j] = v[j] * beta + grad[j];                                                 \
@@ -167,8 +165,8 @@ static void parallel_pieces(piece_fn fn, const void *args, const int64_t *numels
     void aggmo_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,          \
                         T **velocities, const double *betas, int64_t count, double lr,            \
                         double weight_decay, int n_threads) {                                     \
-        aggmo_args_##SUFFIX args = {params, grads, velocities, numels,                            \
-                                    betas,  count, lr,         weight_decay};                     \
+        aggmo_args_##SUFFIX args = {params,    grads, velocities, betas,                            \
+                                    n_tensors, count, lr,         weight_decay};                  \
         parallel_pieces(aggmo_piece_##SUFFIX, &args, numels, n_tensors, n_threads);               \
     }
 

@@ -283,8 +283,7 @@ def adabound(
 def aggmo(
     params: list[Tensor],
     grads: list[Tensor],
-    momentum_buffers: list[Tensor],
-    *,
+    *velocities: list[Tensor],
     lr: float,
     betas: Sequence[float],
     weight_decay: float,
@@ -292,10 +291,10 @@ def aggmo(
     _call(
         "aggmo",
         params,
-        (params, momentum_buffers),
+        (params, *velocities),
         _pointers(params),
         _pointers(grads),
-        _pointers(momentum_buffers),
+        _pointers([v for velocity in velocities for v in velocity]),
         _doubles(betas),
         len(betas),
         lr,

@@ -10,9 +10,8 @@ authors' code implements it (no (1 − β) damping on the gradient), per paramet
 
 Default β = (0, 0.9, 0.99), which is the paper's exponential form β_i = 1 − a^i with a = 0.1,
 K = 3 (``AggMo.from_exp_form``). The K velocities are stored stacked in one tensor of shape
-(K, *θ.shape) per parameter (``state["momentum_buffers"]``), so a checkpoint holds plain tensors
-and the for-loop path updates all K in one kernel and applies Σ v as one matrix-vector product
-(the authors subtract velocity by velocity; results agree to rounding, tested against
+(K, *θ.shape) per parameter (``state["momentum_buffers"]``), so a checkpoint holds plain tensors;
+every path subtracts velocity by velocity, as the authors do (tested against
 torch_optimizer.AggMo).
 """
 
@@ -39,44 +38,35 @@ from dlskills.optim._registry import register_optimizer
 def _single_tensor_aggmo(
     params: list[Tensor],
     grads: list[Tensor],
-    momentum_buffers: list[Tensor],
-    *,
+    *velocities: list[Tensor],
     lr: float,
     betas: Sequence[float],
     weight_decay: float,
 ) -> None:
-    count = len(betas)
-    for param, grad, buffers in zip(params, grads, momentum_buffers):
+    scale = lr / len(betas)
+    for i, param in enumerate(params):
+        grad = grads[i]
         if weight_decay != 0:
             grad = grad.add(param, alpha=weight_decay)
-        velocities = buffers.view(count, -1)
-        column = torch.tensor(betas, dtype=buffers.dtype, device=buffers.device).unsqueeze(1)
-        # all K velocities in one pass (v ← g + β·v), then θ −= (lr/K)·Σ v as one
-        # matrix-vector product: two kernels instead of the reference's 3K
-        torch.addcmul(grad.reshape(1, -1), velocities, column, out=velocities)
-        if param.is_contiguous() and not torch.compiler.is_compiling():
-            ones = torch.ones(count, dtype=buffers.dtype, device=buffers.device)
-            param.view(-1).addmv_(velocities.t(), ones, alpha=-lr / count)
-        else:  # compiled (a sum fuses into one loop, a BLAS call does not) or channels_last
-            param.sub_(buffers.sum(0).view_as(param), alpha=lr / count)
+        for beta, velocity in zip(betas, velocities):
+            velocity[i].mul_(beta).add_(grad)
+            param.sub_(velocity[i], alpha=scale)
 
 
 def _multi_tensor_aggmo(
     params: list[Tensor],
     grads: list[Tensor],
-    momentum_buffers: list[Tensor],
-    *,
+    *velocities: list[Tensor],
     lr: float,
     betas: Sequence[float],
     weight_decay: float,
 ) -> None:
     if weight_decay != 0:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
-    for i, beta in enumerate(betas):
-        velocities = [buffers[i] for buffers in momentum_buffers]
-        torch._foreach_mul_(velocities, beta)
-        torch._foreach_add_(velocities, grads)
-        torch._foreach_add_(params, velocities, alpha=-lr / len(betas))
+    for beta, velocity in zip(betas, velocities):
+        torch._foreach_mul_(velocity, beta)
+        torch._foreach_add_(velocity, grads)
+        torch._foreach_add_(params, velocity, alpha=-lr / len(betas))
 
 
 def aggmo(
@@ -90,11 +80,16 @@ def aggmo(
     foreach: bool | None = None,
     fused: bool | None = None,
 ) -> None:
-    """Functional AggMo over lists; ``momentum_buffers[j]`` has shape (K, *params[j].shape)."""
+    """Functional AggMo over lists; ``momentum_buffers[j]`` has shape (K, *params[j].shape).
+
+    The kernels take the K velocities as K lists of rows, so every path (and a compiled one:
+    inductor then fuses the K updates and the parameter step into one loop) updates them in
+    place one by one."""
+    velocities = [[buffers[k] for buffers in momentum_buffers] for k in range(len(betas))]
     dispatch(
         _single_tensor_aggmo,
         _multi_tensor_aggmo,
-        (params, grads, momentum_buffers),
+        (params, grads, *velocities),
         foreach,
         fused=fused,
         native=_native.aggmo,
