@@ -206,22 +206,22 @@ def unsupported_reason(tensor_lists: Sequence[Sequence[Any]]) -> str | None:
     reason = availability()
     if reason is not None:
         return reason
-    dtype = None
-    for items in tensor_lists:
-        for item in items:
-            if not isinstance(item, Tensor):
-                continue
-            if item.device.type != "cpu":
-                return f"a tensor is on {item.device} (the fused kernels are for the CPU)"
-            if item.layout != torch.strided or not item.is_contiguous():
-                return "a tensor is not dense and contiguous"
-            if dtype is None:
-                dtype = item.dtype
-            elif item.dtype != dtype:
-                return f"tensors mix dtypes ({dtype} and {item.dtype})"
+    tensors = [t for items in tensor_lists if items and isinstance(items[0], Tensor) for t in items]
+    if not tensors:
+        return "no tensors"
+    dtype = tensors[0].dtype
     if dtype not in _C_TYPES:
         return f"dtype {dtype} (the fused kernels take float32 or float64)"
-    return None
+    # one cheap test per tensor (this runs every step, over every state tensor), the
+    # diagnosis only on failure
+    if all(t.is_cpu and t.dtype is dtype and t.is_contiguous() for t in tensors):
+        return None
+    for t in tensors:
+        if not t.is_cpu:
+            return f"a tensor is on {t.device} (the fused kernels are for the CPU)"
+        if t.dtype is not dtype:
+            return f"tensors mix dtypes ({dtype} and {t.dtype})"
+    return "a tensor is not dense and contiguous"
 
 
 def _pointers(tensors: Sequence[Tensor]) -> Any:

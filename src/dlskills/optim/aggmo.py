@@ -85,7 +85,7 @@ def aggmo(
     The kernels take the K velocities as K lists of rows, so every path (and a compiled one:
     inductor then fuses the K updates and the parameter step into one loop) updates them in
     place one by one."""
-    velocities = [[buffers[k] for buffers in momentum_buffers] for k in range(len(betas))]
+    velocities = [list(rows) for rows in zip(*(b.unbind(0) for b in momentum_buffers))]
     dispatch(
         _single_tensor_aggmo,
         _multi_tensor_aggmo,
