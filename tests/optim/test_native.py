@@ -204,5 +204,19 @@ def test_unwritable_cache_folder_falls_back_to_the_temp_folder(tmp_path, monkeyp
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     library = _native.build()
-    assert library.parent == tmp_path / "tmp" / "dlskills"
+    assert library.parent == tmp_path / "tmp" / f"dlskills-{os.getuid()}"
     assert library.exists()
+
+
+def test_libraries_that_others_can_write_are_never_loaded(tmp_path):
+    if shutil.which(os.environ.get("CC") or "cc") is None:
+        pytest.skip("no C compiler on this machine")
+    library = _native.build(tmp_path)
+    library.write_bytes(b"planted")
+    library.chmod(0o666)  # world-writable: somebody else could have put this here
+    rebuilt = _native.build(tmp_path)  # not loaded: compiled afresh over it
+    assert rebuilt.read_bytes()[:4] == b"\x7fELF"
+    assert not rebuilt.stat().st_mode & 0o022
+    tmp_path.chmod(0o777)
+    with pytest.raises(_native.NativeUnavailable, match="private"):
+        _native.build(tmp_path)

@@ -11,7 +11,8 @@ the tensors' own precision (tests: fused == for-loop to 1e-6).
 Build: on first use the file is compiled with the system C compiler (``$CC``, else ``cc``;
 ``-O3 -march=native``, ~1 s) into a cache folder (``$DLSKILLS_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/dlskills``, else ``~/.cache/dlskills``, or the temp folder when that is not
-writable; the name hashes the source, the flags, the compiler's version and the CPU's feature
+writable (a per-user folder; a library or folder that another user owns or can write is never
+used); the name hashes the source, the flags, the compiler's version and the CPU's feature
 flags) and loaded with ctypes; later processes load
 the cached library. No compiler, a failed build or ``DLSKILLS_NATIVE=0`` → a one-time warning
 (none for the variable) and the optimizers use their torch paths; ``fused=True`` then raises.
@@ -90,6 +91,24 @@ def _cache_dir() -> Path:
     return Path(base) / "dlskills"
 
 
+def _private_temp_dir() -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"dlskills-{uid}"
+
+
+def _trusted(path: Path) -> bool:
+    """A library is loaded (and a folder written) only if it belongs to this user and nobody
+    else can write it: the temp folder is shared, and whoever plants a library there would run
+    code in this process."""
+    if not hasattr(os, "getuid"):
+        return True
+    try:
+        status = path.stat()
+    except OSError:
+        return False
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
 def _cpu_flags() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -127,19 +146,21 @@ def build(cache_dir: Path | None = None) -> Path:
         key.update(part)
     key.update(f"{platform.machine()} {_cpu_flags()}".encode())
     name = f"dlskills_optim_{key.hexdigest()[:20]}.so"
-    folders = [cache_dir] if cache_dir else [_cache_dir(), Path(tempfile.gettempdir()) / "dlskills"]
+    folders = [cache_dir] if cache_dir else [_cache_dir(), _private_temp_dir()]
     for folder in folders:
-        if (folder / name).exists():
+        if (folder / name).exists() and _trusted(folder / name):
             return folder / name
     for folder in folders:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                break
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError:
             continue
+        if os.access(folder, os.W_OK) and _trusted(folder):
+            break
     else:
-        raise NativeUnavailable(f"no writable cache folder among {[str(f) for f in folders]}")
+        raise NativeUnavailable(
+            f"no private writable cache folder among {[str(f) for f in folders]}"
+        )
     library = folder / name
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         source_file = Path(scratch) / SOURCE_NAME
