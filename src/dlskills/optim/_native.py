@@ -148,7 +148,7 @@ def build(cache_dir: Path | None = None) -> Path:
     name = f"dlskills_optim_{key.hexdigest()[:20]}.so"
     folders = [cache_dir] if cache_dir else [_cache_dir(), _private_temp_dir()]
     for folder in folders:
-        if (folder / name).exists() and _trusted(folder / name):
+        if (folder / name).exists() and _trusted(folder) and _trusted(folder / name):
             return folder / name
     for folder in folders:
         try:
