@@ -46,8 +46,9 @@ _PER_TENSOR_RUNNER: ContextVar[Callable[..., None] | None] = ContextVar(
 
 @contextmanager
 def per_tensor_runner(runner: Callable[..., None]) -> Iterator[None]:
-    """Inside the block, ``dispatch`` hands ``(single, multi, tensor_lists, hyper)`` to
-    ``runner``."""
+    """Inside the block, ``dispatch`` hands ``(single, eager, tensor_lists, hyper)`` to
+    ``runner``; ``eager(lists)`` runs the usual eager choice (fused, foreach or for-loop) on a
+    subset of the lists."""
     token = _PER_TENSOR_RUNNER.set(runner)
     try:
         yield
@@ -88,8 +89,24 @@ def dispatch(
         return
     runner = _PER_TENSOR_RUNNER.get()
     if runner is not None:
-        runner(single, multi, tensor_lists, hyper)
+
+        def eager(lists: Sequence[Sequence[Any]]) -> None:
+            _dispatch_eager(single, multi, lists, foreach, fused, native, hyper)
+
+        runner(single, eager, tensor_lists, hyper)
         return
+    _dispatch_eager(single, multi, tensor_lists, foreach, fused, native, hyper)
+
+
+def _dispatch_eager(
+    single: Callable[..., None],
+    multi: Callable[..., None],
+    tensor_lists: Sequence[Sequence[Any]],
+    foreach: bool | None,
+    fused: bool | None,
+    native: Callable[..., None] | None,
+    hyper: dict[str, Any],
+) -> None:
     if native is not None and (fused or (fused is None and foreach is None)):
         from dlskills.optim._native import unsupported_reason
 

@@ -9,9 +9,11 @@ per tensor (≈ 70 µs each: on a ResNet-18 that overhead alone was 20 % of the 
 static at first (the fastest code); a list of other shapes (another optimizer, another param
 group) recompiles with dynamo's automatic dynamic shapes, up to its recompile limit, after which
 that kernel runs eagerly. Tensors of at most ``FOREACH_MAX_NUMEL`` elements keep the eager
-foreach kernel. For element-wise optimizers (registry metadata) each tensor is flattened first,
-so the graph does not depend on the parameters' ranks. Compile time grows with the number of
-large tensors (≈ 3–8 s for the 21 of a ResNet-18 on 2 cores, cached on disk by inductor).
+path (the fused CPU kernel where the optimizer has one, else foreach): for them a compiled
+loop gains nothing and costs compile time. For element-wise optimizers (registry metadata)
+each tensor is flattened first, so the graph does not depend on the parameters' ranks.
+Compile time grows with the number of large tensors (≈ 3–8 s for the 21 of a ResNet-18 on 2
+cores, cached on disk by inductor).
 The per-tensor numbers (bias-corrected step sizes, bounds, ring-buffer slots) are computed in
 Python and passed in as arguments (floats as 0-d tensors), so the generated loop does no scalar
 maths per element and a new step count does not recompile. Hyper-parameters passed as plain
@@ -90,15 +92,14 @@ class _CompiledKernels:
     def __call__(
         self,
         single: Callable[..., None],
-        multi: Callable[..., None],
+        eager: Callable[[Sequence[Sequence[Any]]], None],
         tensor_lists: Sequence[Sequence[Any]],
         hyper: dict[str, Any],
     ) -> None:
         params = tensor_lists[0]
         small = [i for i, p in enumerate(params) if p.numel() <= FOREACH_MAX_NUMEL]
-        if small:  # one eager foreach launch per op beats a compiled call (≈ 50 µs) per tensor
-            subset = ([items[i] for i in small] if items else items for items in tensor_lists)
-            multi(*subset, **hyper)
+        if small:  # the eager path (fused kernel or foreach) beats compiled code on these
+            eager([[items[i] for i in small] if items else items for items in tensor_lists])
         compiled = self.cache.get(single)
         if compiled is None:
             compiled = torch.compile(single, **self.compile_options)
