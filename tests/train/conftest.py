@@ -26,10 +26,14 @@ def blobs(n=96, seed=0):
     return x, y
 
 
-def make_parts(batch_size=16, lr=0.05, data_seed=0, loader_seed=0, scheduler=True):
+def make_parts(
+    batch_size=16, lr=0.05, data_seed=0, loader_seed=0, scheduler=True, optimizer="adam"
+):
+    from dlskills.optim import create
+
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = create(optimizer, model.parameters(), lr=lr)
     x, y = blobs(seed=data_seed)
     train = CountingDataset(x, y)
     loader = DataLoader(

@@ -204,3 +204,26 @@ def test_resume_is_bit_exact(make_trainer, tmp_path, save_every, crash_at):
     # the remaining batches were read, the consumed ones were not (6 batches of 16 per epoch)
     last_save = (crash_at // save_every) * save_every
     assert train_set.reads == (18 - last_save) * 16
+
+
+@pytest.mark.parametrize("name", ["adabound", "aggmo"])
+def test_resume_is_bit_exact_with_fused_optimizers(make_trainer, tmp_path, name):
+    # their default path is the fused C kernel (where it builds): resuming must not depend on it
+    reference = make_trainer(run_dir=tmp_path / "ref", optimizer=name, lr=0.01).fit()
+    crashed = make_trainer(
+        [ModelCheckpoint(every_n_steps=4), KillAt(10)],
+        run_dir=tmp_path / "crash",
+        optimizer=name,
+        lr=0.01,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        crashed.fit()
+    resumed = make_trainer(
+        [ModelCheckpoint(every_n_steps=4)], run_dir=tmp_path / "crash", optimizer=name, lr=0.01
+    )
+    resumed.fit(resume_from=tmp_path / "crash" / "checkpoints" / "last")
+    ref, got = reference.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert [row["train_loss"] for row in resumed.history] == [
+        row["train_loss"] for row in reference.history
+    ]
