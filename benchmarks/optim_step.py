@@ -55,6 +55,9 @@ ZOO: dict[str, dict[str, Any]] = {
     "pts_sgd": {"lr": 1e-3, "window": 10},
     "storm": {},
     "fg_sgd": {"lr": 1e-3},
+    # one simulated worker: a step is then one local step plus one elastic update, comparable
+    # with one Adam step (K workers cost K local steps)
+    "easgd": {"lr": 1e-3, "workers": 1},
 }
 
 
@@ -102,7 +105,8 @@ def _stepper(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
         type(optimizer) is e.obj and e.meta.get("needs_closure") for e in OPTIMIZERS.entries()
     )
     if needs_closure:  # gradients are already in .grad: the closure's cost is not measured
-        return lambda: optimizer.step(lambda: None)
+        loss = torch.zeros(())
+        return lambda: optimizer.step(lambda: loss)
     return optimizer.step
 
 

@@ -24,7 +24,9 @@ KWARGS = {
     "aggmo": {"lr": 1e-2, "weight_decay": 1e-3},
     "pts_sgd": {"lr": 1e-2, "window": 3, "alpha": 0.9, "weight_decay": 1e-3},
     "storm": {"lr": 0.1},
+    "easgd": {"lr": 1e-2, "workers": 3, "momentum": 0.5, "weight_decay": 1e-3},
 }
+KERNEL = {"amsbound": "adabound", "easgd": "easgd_local"}
 
 needs_native = pytest.mark.skipif(not _native.available(), reason="no fused kernels here")
 
@@ -40,7 +42,7 @@ def _run(name, *, dtype=torch.float32, steps=8, shapes=SHAPES, params=None, **pa
         for p in params:
             p.grad = torch.randn(p.shape, generator=generator, dtype=p.dtype)
         if closure_needed:  # the gradients are set by hand: the closure leaves them alone
-            optimizer.step(lambda: None)
+            optimizer.step(lambda: torch.tensor(0.0))
         else:
             optimizer.step()
     return [p.detach() for p in params]
@@ -72,7 +74,7 @@ def test_fused_matches_for_loop(name, dtype):
 @pytest.mark.parametrize("name", FUSED)
 def test_default_path_is_the_fused_kernel(name, monkeypatch):
     calls = []
-    kernel = getattr(_native, name.replace("amsbound", "adabound"))
+    kernel = getattr(_native, KERNEL.get(name, name))
     module = sys.modules[OPTIMIZERS.entry(name).obj.__module__]
     monkeypatch.setattr(
         module._native,

@@ -274,6 +274,69 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
         parallel_pieces(storm_piece_##SUFFIX, &args, numels, n_tensors, n_threads);               \
     }
 
+/* ---- EASGD (easgd.py). A worker's local step, the gradient taken at θ (x_k + δ·v_k):
+ *   v ← δ·v − η·(g + wd·θ);  x_k ← x_k + v
+ * and the elastic update of one worker against the centre:
+ *   d = α·(x_k − x̃);  x_k ← x_k − d;  x̃ ← x̃ + d */
+#define DEFINE_EASGD(T, SUFFIX)                                                                   \
+    typedef struct {                                                                              \
+        T **params, **grads, **velocities, **workers;                                             \
+        double momentum, lr, weight_decay;                                                        \
+    } easgd_local_args_##SUFFIX;                                                                  \
+                                                                                                  \
+    static inline __attribute__((always_inline)) void easgd_local_loop_##SUFFIX(                  \
+        const easgd_local_args_##SUFFIX *a, int64_t t, int64_t begin, int64_t end,                \
+        const int decayed) {                                                                      \
+        const T *restrict p = a->params[t], *restrict g = a->grads[t];                            \
+        T *restrict v = a->velocities[t], *restrict w = a->workers[t];                            \
+        const T momentum = (T)a->momentum, lr = (T)a->lr, decay = (T)a->weight_decay;             \
+        for (int64_t i = begin; i < end; ++i) {                                                   \
+            T grad = decayed ? g[i] + decay * p[i] : g[i];                                        \
+            T vi = v[i] * momentum - lr * grad;                                                   \
+            v[i] = vi;                                                                            \
+            w[i] = w[i] + vi;                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static void easgd_local_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin,             \
+                                           int64_t end) {                                         \
+        const easgd_local_args_##SUFFIX *a = raw;                                                 \
+        if (a->weight_decay != 0)                                                                 \
+            easgd_local_loop_##SUFFIX(a, t, begin, end, 1);                                       \
+        else                                                                                      \
+            easgd_local_loop_##SUFFIX(a, t, begin, end, 0);                                       \
+    }                                                                                             \
+                                                                                                  \
+    void easgd_local_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,    \
+                              T **velocities, T **workers, double momentum, double lr,            \
+                              double weight_decay, int n_threads) {                               \
+        easgd_local_args_##SUFFIX args = {params, grads, velocities, workers,                     \
+                                          momentum, lr, weight_decay};                            \
+        parallel_pieces(easgd_local_piece_##SUFFIX, &args, numels, n_tensors, n_threads);         \
+    }                                                                                             \
+                                                                                                  \
+    typedef struct {                                                                              \
+        T **workers, **centres;                                                                   \
+        double alpha;                                                                             \
+    } elastic_args_##SUFFIX;                                                                      \
+                                                                                                  \
+    static void elastic_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin, int64_t end) {  \
+        const elastic_args_##SUFFIX *a = raw;                                                     \
+        T *restrict w = a->workers[t], *restrict c = a->centres[t];                               \
+        const T alpha = (T)a->alpha;                                                              \
+        for (int64_t i = begin; i < end; ++i) {                                                   \
+            T diff = (w[i] - c[i]) * alpha;                                                       \
+            w[i] = w[i] - diff;                                                                   \
+            c[i] = c[i] + diff;                                                                   \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    void elastic_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **workers, T **centres,     \
+                          double alpha, int n_threads) {                                          \
+        elastic_args_##SUFFIX args = {workers, centres, alpha};                                   \
+        parallel_pieces(elastic_piece_##SUFFIX, &args, numels, n_tensors, n_threads);             \
+    }
+
 DEFINE_ADABOUND(float, sqrtf, f32)
 DEFINE_ADABOUND(double, sqrt, f64)
 DEFINE_AGGMO(float, f32)
@@ -282,3 +345,5 @@ DEFINE_PTS_SGD(float, f32)
 DEFINE_PTS_SGD(double, f64)
 DEFINE_STORM(float, f32)
 DEFINE_STORM(double, f64)
+DEFINE_EASGD(float, f32)
+DEFINE_EASGD(double, f64)

@@ -2,9 +2,9 @@
 
 On CPU a ``torch._foreach_*`` op is a loop over the tensors, so an update written as ten foreach
 ops streams every parameter-sized buffer ten times; torch's own ``fused=True`` Adam avoids that
-with a C++ kernel. These are the same kind of kernel for AdaBound/AMSBound, AggMo, PTS-SGD and
-STORM: ``_native.c`` (plain C, no torch headers) holds each update as one loop that reads the
-gradient and the state once and writes the state and the parameter once, split over
+with a C++ kernel. These are the same kind of kernel for AdaBound/AMSBound, AggMo, PTS-SGD,
+STORM and EASGD: ``_native.c`` (plain C, no torch headers) holds each update as one loop that
+reads the gradient and the state once and writes the state and the parameter once, split over
 ``torch.get_num_threads()`` threads. The maths is the single-tensor Python kernel's, op for op, in
 the tensors' own precision (tests: fused == for-loop to 1e-6).
 
@@ -71,6 +71,11 @@ _SIGNATURES: dict[str, list[Any]] = {
     + [_pointers_p] * 4
     + [ctypes.c_double] * 4
     + [ctypes.c_int],
+    "easgd_local": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 4
+    + [ctypes.c_double] * 3
+    + [ctypes.c_int],
+    "elastic": [ctypes.c_int64, _int64_p, _pointers_p, _pointers_p, ctypes.c_double, ctypes.c_int],
     "storm": [ctypes.c_int64, _int64_p]
     + [_pointers_p] * 5
     + [_double_p]
@@ -377,3 +382,31 @@ def storm(
         w,
         c,
     )
+
+
+def easgd_local(
+    params: list[Tensor],
+    grads: list[Tensor],
+    velocities: list[Tensor],
+    workers: list[Tensor],
+    *,
+    momentum: float,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    _call(
+        "easgd_local",
+        params,
+        (velocities, workers),
+        _pointers(params),
+        _pointers(grads),
+        _pointers(velocities),
+        _pointers(workers),
+        momentum,
+        lr,
+        weight_decay,
+    )
+
+
+def elastic(workers: list[Tensor], centres: list[Tensor], *, alpha: float) -> None:
+    _call("elastic", workers, (workers, centres), _pointers(workers), _pointers(centres), alpha)

@@ -36,7 +36,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlskills.optim._foreach import check_nonnegative, check_positive, check_unit_interval, dispatch
+from dlskills.optim import _native
+from dlskills.optim._foreach import (
+    check_fused,
+    check_nonnegative,
+    check_positive,
+    check_unit_interval,
+    dispatch,
+)
 from dlskills.optim._registry import register_optimizer
 
 
@@ -54,6 +61,40 @@ def _multi_tensor_elastic(workers: list[Tensor], centres: list[Tensor], *, alpha
     torch._foreach_add_(centres, diffs)
 
 
+def _single_tensor_local_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    velocities: list[Tensor],
+    workers: list[Tensor],
+    *,
+    momentum: float,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    for param, grad, velocity, worker in zip(params, grads, velocities, workers):
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        velocity.mul_(momentum).sub_(grad, alpha=lr)
+        worker.add_(velocity)
+
+
+def _multi_tensor_local_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    velocities: list[Tensor],
+    workers: list[Tensor],
+    *,
+    momentum: float,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    if weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_mul_(velocities, momentum)
+    torch._foreach_sub_(velocities, grads, alpha=lr)
+    torch._foreach_add_(workers, velocities)
+
+
 @torch.no_grad()
 def elastic_average_(
     worker_params: list[Tensor],
@@ -61,10 +102,12 @@ def elastic_average_(
     alpha: float,
     *,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> None:
     """In place: diff = α(w − c), w ← w − diff, c ← c + diff, tensor by tensor.
 
-    The sum w + c is conserved; α = 1/2 meets in the middle, α = 0 does nothing.
+    The sum w + c is conserved; α = 1/2 meets in the middle, α = 0 does nothing. ``foreach``
+    and ``fused`` choose the path as in the optimizers (``dlskills.optim._foreach``).
     """
     if len(worker_params) != len(center_params):
         raise ValueError(
@@ -75,11 +118,14 @@ def elastic_average_(
         if worker.shape != centre.shape:
             raise ValueError(f"shape mismatch: worker {worker.shape} vs centre {centre.shape}")
     check_unit_interval("alpha", alpha, closed_top=True)
+    check_fused(foreach, fused)
     dispatch(
         _single_tensor_elastic,
         _multi_tensor_elastic,
         (list(worker_params), list(center_params)),
         foreach,
+        fused=fused,
+        native=_native.elastic,
         alpha=alpha,
     )
 
@@ -90,6 +136,7 @@ def elastic_average_(
     aliases=("eamsgd",),
     needs_closure=True,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=True,
     test_function="ill_conditioned_quadratic",
     test_kwargs={"lr": 0.05, "workers": 2},
@@ -107,7 +154,10 @@ class EASGD(torch.optim.Optimizer):
         tau: communication period τ in local steps (≥ 1).
         momentum: δ, the workers' Nesterov momentum (EAMSGD) in [0, 1); 0 gives EASGD.
         weight_decay: coupled L2 coefficient on each worker's gradient.
-        foreach: True/False force a path for the elastic update; None picks per tensor size.
+        foreach: True/False force a path; None picks per ``dlskills.optim._foreach``.
+        fused: None (default) runs the fused CPU kernels (``dlskills.optim._native``) for the
+            local step and the elastic update when the tensors allow and ``foreach`` is None;
+            True requires them; False never uses them.
     """
 
     def __init__(
@@ -121,6 +171,7 @@ class EASGD(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"Invalid workers: {workers!r} (must be an int >= 1)")
@@ -133,11 +184,13 @@ class EASGD(torch.optim.Optimizer):
             "momentum": momentum,
             "weight_decay": weight_decay,
             "foreach": foreach,
+            "fused": fused,
         }
         self._validate(defaults)
         super().__init__(params, defaults)
         self.workers = workers
         self.tau = tau
+        self._centres: dict[Tensor, Tensor] = {}
 
     @staticmethod
     def _validate(group: dict[str, Any]) -> None:
@@ -145,6 +198,7 @@ class EASGD(torch.optim.Optimizer):
         check_unit_interval("alpha", group["alpha"], closed_top=True)
         check_unit_interval("momentum", group["momentum"])
         check_nonnegative("weight_decay", group["weight_decay"])
+        check_fused(group["foreach"], group.get("fused"))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -158,45 +212,68 @@ class EASGD(torch.optim.Optimizer):
             state["velocities"] = torch.zeros_like(state["workers"])
         return state
 
+    def _centre(self, p: Tensor) -> Tensor:
+        """A buffer that holds x̃ while the parameters hold a worker, kept across steps (not
+        state: it is x̃ itself between steps); allocating one per step cost as much as the
+        whole update."""
+        centre = self._centres.get(p)
+        if centre is None or centre.shape != p.shape or centre.dtype != p.dtype:
+            centre = self._centres[p] = torch.empty_like(p)
+        return centre
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Tensor:
         if closure is None:
             raise ValueError("EASGD.step needs a closure: it evaluates every worker's gradient")
         params = [p for group in self.param_groups for p in group["params"]]
         states = [self._state(p) for p in params]
-        centres = {id(p): p.detach().clone() for p in params}
+        centres = [self._centre(p) for p in params]
+        torch._foreach_copy_(centres, params)
         losses = []
         for k in range(self.workers):
             for group in self.param_groups:
-                for p in group["params"]:
-                    # Nesterov look-ahead: the gradient is taken at x_k + δ·v_k
-                    state = self.state[p]
-                    p.copy_(state["workers"][k])
-                    p.add_(state["velocities"][k], alpha=group["momentum"])
+                group_params = group["params"]
+                torch._foreach_copy_(
+                    group_params, [self.state[p]["workers"][k] for p in group_params]
+                )
+                if group["momentum"]:  # Nesterov look-ahead: the gradient is taken at x_k + δ·v_k
+                    velocities = [self.state[p]["velocities"][k] for p in group_params]
+                    torch._foreach_add_(group_params, velocities, alpha=group["momentum"])
             with torch.enable_grad():
                 losses.append(torch.as_tensor(closure()).detach())
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    grad = p.grad
-                    if group["weight_decay"]:
-                        grad = grad.add(p, alpha=group["weight_decay"])
-                    velocity = self.state[p]["velocities"][k]
-                    velocity.mul_(group["momentum"]).sub_(grad, alpha=group["lr"])
-                    self.state[p]["workers"][k].add_(velocity)
+                active = [p for p in group["params"] if p.grad is not None]
+                if not active:
+                    continue
+                dispatch(
+                    _single_tensor_local_step,
+                    _multi_tensor_local_step,
+                    (
+                        active,
+                        [p.grad for p in active],
+                        [self.state[p]["velocities"][k] for p in active],
+                        [self.state[p]["workers"][k] for p in active],
+                    ),
+                    group["foreach"],
+                    fused=group.get("fused"),  # absent from pre-fused checkpoints
+                    native=_native.easgd_local,
+                    momentum=group["momentum"],
+                    lr=group["lr"],
+                    weight_decay=group["weight_decay"],
+                )
         for state in states:
             state["step"] += 1
         if int(states[0]["step"]) % self.tau == 0:
+            centre_of = dict(zip(params, centres))
             for group in self.param_groups:
-                group_centres = [centres[id(p)] for p in group["params"]]
+                group_centres = [centre_of[p] for p in group["params"]]
                 for k in range(self.workers):
                     elastic_average_(
                         [self.state[p]["workers"][k] for p in group["params"]],
                         group_centres,
                         group["alpha"],
                         foreach=group["foreach"],
+                        fused=group.get("fused"),
                     )
-        for p in params:
-            p.copy_(centres[id(p)])
+        torch._foreach_copy_(params, centres)
         return torch.stack(losses).mean()
