@@ -89,3 +89,42 @@ def test_inductor_compiled_adabound_matches_eager():
     _run(compiled, compiled_params, 4)
     for a, b in zip(eager_params, compiled_params):
         torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("easgd", {"lr": 0.05, "workers": 2, "momentum": 0.5}), ("yellowfin", {"lr": 0.05})],
+)
+def test_zoo_steps_without_a_functional_compile_their_dispatched_kernels(name, kwargs):
+    from dlskills.optim import OPTIMIZERS, create
+
+    needs_closure = OPTIMIZERS.entry(name).meta.get("needs_closure")
+
+    def run(params, compiled):
+        opt = create(name, params, **kwargs)
+        if compiled:
+            opt = compile_step(opt, backend="eager")
+        target = [torch.linspace(-1, 1, p.numel()).view_as(p) for p in params]
+
+        def closure():
+            for p in params:
+                p.grad = None
+            loss = sum(((p - t) ** 2).sum() for p, t in zip(params, target))
+            loss.backward()
+            return loss
+
+        for _ in range(4):
+            if needs_closure:
+                opt.step(closure)
+            else:
+                closure()
+                opt.step()
+        return opt
+
+    eager_params, compiled_params = _params(), _params()
+    run(eager_params, compiled=False)
+    compiled = run(compiled_params, compiled=True)
+    for a, b in zip(eager_params, compiled_params):
+        torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
+    stats = compile_stats(compiled)
+    assert stats.calls == 4 and stats.compiling_calls >= 1

@@ -22,8 +22,10 @@ recompiles, as above (AdaBound's lr only enters through per-tensor numbers and i
 The Python bookkeeping around the kernel (state creation, closures, STORM's two evaluations)
 stays eager.
 
-For other optimizers (the torch.optim classics) the whole ``step`` is compiled, as torch's
-documentation shows; torch's own ``fused=True`` CPU kernels are usually the better choice there.
+Zoo optimizers without a functional whose ``step`` calls the dispatcher directly (EASGD's local
+steps and elastic updates, YellowFin) get the same treatment around ``step``. For other
+optimizers (the torch.optim classics) the whole ``step`` is compiled, as torch's documentation
+shows; torch's own ``fused=True`` CPU kernels are usually the better choice there.
 
 Compilation happens on the first calls, not in ``compile_step``: the time spent in calls that
 compiled a new graph is accumulated in ``compile_stats(optimizer).compile_seconds`` so
@@ -145,8 +147,8 @@ def compile_step(
 
     ``backend`` and ``mode`` are passed to ``torch.compile`` ("eager" traces without generating
     code: quick, for tests), and so is ``dynamic`` (None: static shapes first, dynamic ones on
-    recompilation). Calling it twice is
-    an error (the second call would wrap the compiled function again)."""
+    recompilation). Calling it twice is an error (the second call would wrap the compiled
+    function again)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         kind = type(optimizer).__name__
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {kind}")
@@ -154,16 +156,24 @@ def compile_step(
         raise ValueError("this optimizer's step is already compiled")
     stats = CompileStats()
     functional = getattr(type(optimizer), "functional", None)
-    if functional is not None:
-        entry = next((e for e in OPTIMIZERS.entries() if e.obj is type(optimizer)), None)
-        elementwise = bool(entry and entry.meta.get("elementwise"))
+    entry = next((e for e in OPTIMIZERS.entries() if e.obj is type(optimizer)), None)
+    # the zoo's own classes route their maths through _foreach.dispatch, which the runner hooks
+    zoo = entry is not None and type(optimizer).__module__.startswith("dlskills.optim")
+    if zoo and (functional is not None or entry.meta.get("supports_foreach")):
+        elementwise = bool(entry.meta.get("elementwise"))
         runner = _CompiledKernels(elementwise, backend=backend, mode=mode, dynamic=dynamic)
 
-        def compiled_functional(*args: Any, **kwargs: Any) -> Any:
-            with per_tensor_runner(runner):
-                return functional(*args, **kwargs)
+        def with_runner(function: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                with per_tensor_runner(runner):
+                    return function(*args, **kwargs)
 
-        optimizer.functional = _timed(compiled_functional, stats)  # type: ignore[method-assign]
+            return _timed(run, stats)
+
+        if functional is not None:
+            optimizer.functional = with_runner(functional)  # type: ignore[method-assign]
+        else:  # the dispatch calls sit in step itself (EASGD, YellowFin)
+            optimizer.step = with_runner(optimizer.step)  # type: ignore[method-assign]
     else:
         step = optimizer.step
         optimizer.step = _timed(  # type: ignore[method-assign]
