@@ -128,3 +128,26 @@ def test_zoo_steps_without_a_functional_compile_their_dispatched_kernels(name, k
         torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
     stats = compile_stats(compiled)
     assert stats.calls == 4 and stats.compiling_calls >= 1
+
+
+def test_parameters_at_different_step_counts_match_eager():
+    # the compiled kernel takes one scalar input per distinct step size: a parameter that
+    # starts late (its own step count) changes that sharing and must still be exact
+    def run(compiled):
+        params = _params()
+        opt = AdaBound(params, lr=0.01)
+        if compiled:
+            opt = compile_step(opt, backend="eager")
+        generator = torch.Generator().manual_seed(5)
+        for step in range(4):
+            for i, p in enumerate(params):
+                late = i == len(params) - 1 and step < 2
+                p.grad = None if late else torch.randn(p.shape, generator=generator)
+            opt.step()
+        return params, opt
+
+    eager_params, _ = run(False)
+    compiled_params, compiled = run(True)
+    for a, b in zip(eager_params, compiled_params):
+        torch.testing.assert_close(b.detach(), a.detach(), atol=1e-6, rtol=1e-6)
+    assert compile_stats(compiled).compiling_calls <= 3

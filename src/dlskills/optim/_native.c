@@ -46,7 +46,11 @@ static void parallel_pieces(piece_fn fn, const void *args, const int64_t *numels
     for (int64_t t = 0; t < n_tensors; ++t) total += numels[t];
     int64_t useful = total / MIN_ELEMENTS_PER_THREAD;
     if (n_threads > useful) n_threads = (int)useful;
-    if (n_threads < 1) n_threads = 1;
+    if (n_threads <= 1) {
+        span_t span = {fn, args, numels, n_tensors, 0, total};
+        run_span(&span);
+        return;
+    }
 #pragma omp parallel num_threads(n_threads)
     {
         int count = omp_get_num_threads(), i = omp_get_thread_num();
