@@ -108,21 +108,31 @@ class _CompiledKernels:
             self.cache[single] = compiled
         large = [i for i, p in enumerate(params) if p.numel() > FOREACH_MAX_NUMEL]
         if large:
+            numbers: dict[float, Tensor] = {}
             compiled(
                 *(
-                    [_as_input(items[i], params[i], self.flatten) for i in large] if items else []
+                    [_as_input(items[i], params[i], self.flatten, numbers) for i in large]
+                    if items
+                    else []
                     for items in tensor_lists
                 ),
                 **hyper,
             )
 
 
-def _as_input(item: Any, param: Tensor, flatten: bool) -> Any:
+def _as_input(item: Any, param: Tensor, flatten: bool, numbers: dict[float, Tensor]) -> Any:
     """One tensor's item as the compiled kernel takes it. Floats (step sizes, bounds) become 0-d
     tensors: dynamo specialises a Python float that reaches an op needing a concrete number
-    (clamp bounds), which would recompile at every step."""
+    (clamp bounds), which would recompile at every step. Equal floats share one tensor
+    (``numbers``, per call), so the graph takes one scalar input per distinct value rather than
+    one per parameter (the usual case: one step count per group; on a ResNet-18 this took
+    compiled AMSBound from ≈ 1.51 to 1.35–1.47 × Adam(fused)); parameters at different step counts
+    change that sharing and recompile once."""
     if type(item) is float:
-        return torch.tensor(item, dtype=torch.float64)
+        number = numbers.get(item)
+        if number is None:
+            number = numbers[item] = torch.tensor(item, dtype=torch.float64)
+        return number
     if (
         flatten
         and param.is_contiguous()
