@@ -15,7 +15,7 @@ Targets (issue 3): element-wise zoo default ≤ 1.3× Adam(foreach) and ≥ 2× 
 compile_step ≤ 1.5× Adam(fused).
 
     python benchmarks/optim_step.py [--rounds 15] [--shapes resnet18 small large]
-                                    [--compile adabound aggmo] [--threads N]
+                                    [--compile adabound aggmo] [--threads N] [--png FILE]
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _stepper(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
     return optimizer.step
 
 
-def bench_shape(shape_name: str, args: argparse.Namespace) -> None:
+def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
     from dlskills.optim import create
     from dlskills.optim.compile import compile_stats, compile_step
 
@@ -181,6 +181,41 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> None:
             f"compile_step({name}): first 3 calls {seconds:.1f} s, of which compiling "
             f"{stats.compile_seconds:.1f} s in {stats.compiling_calls} call(s)"
         )
+    return median
+
+
+def plot(results: dict[str, dict[str, float]], path: str) -> None:
+    """One panel per parameter list: each candidate's step time ÷ Adam(fused), log scale."""
+    from matplotlib.ticker import FuncFormatter
+
+    from dlskills._plot import new_figure, save_figure
+
+    def colour(label: str) -> str:
+        if label.startswith("torch"):
+            return "0.55"
+        if label.strip().startswith("peer"):
+            return "tab:red"
+        if label.endswith("compile_step"):
+            return "tab:green"
+        return "tab:blue" if label.endswith("default") else "#9ecae1"
+
+    rows = max(len(median) for median in results.values())
+    fig, _ = new_figure(1, len(results), size=(5.5, 0.22 * rows + 1.2))
+    for ax, (shape_name, median) in zip(fig.axes, results.items()):
+        labels = list(median)[::-1]
+        fused = median["torch Adam(fused)"]
+        ratios = [median[label] / fused for label in labels]
+        ax.barh(range(len(labels)), ratios, color=[colour(label) for label in labels])
+        ax.set_yticks(range(len(labels)), [label.strip() for label in labels], fontsize=7)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.tick_params(axis="x", which="both", labelsize=7)
+        ax.set_xlabel("step time ÷ torch Adam(fused)")
+        ax.set_title(shape_name, fontsize=9)
+    save_figure(fig, path)
+    print(f"figure: {path}")
 
 
 def main() -> None:
@@ -198,13 +233,15 @@ def main() -> None:
         help="zoo optimizers to also run through compile_step (slow to build)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--png", help="also draw the ratios to Adam(fused) as bar charts here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     assert len(RESNET18_SHAPES) == 62
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds")
-    for shape_name in args.shapes:
-        bench_shape(shape_name, args)
+    results = {shape_name: bench_shape(shape_name, args) for shape_name in args.shapes}
+    if args.png:
+        plot(results, args.png)
 
 
 if __name__ == "__main__":
