@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -25,3 +26,15 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
         atomic_write(target, broken)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_new_files_get_the_umask_mode_and_existing_files_keep_theirs(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    fresh = atomic_write_json(tmp_path / "fresh.json", {"a": 1})
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask
+    kept = tmp_path / "kept.json"
+    kept.write_text("{}")
+    kept.chmod(0o600)
+    atomic_write_json(kept, {"b": 2})
+    assert kept.stat().st_mode & 0o777 == 0o600
