@@ -135,3 +135,121 @@ def test_invalid_arguments(kwargs, name):
 def test_step_needs_a_closure():
     with pytest.raises(ValueError, match="closure"):
         EASGD([torch.zeros(1, requires_grad=True)]).step()
+
+
+def _reference_run(start, steps, *, workers, lr, alpha, tau, momentum, weight_decay, frozen):
+    """The paper's schedule written plainly: per step, each worker in turn is loaded (at its
+    look-ahead point), its gradient taken there, its local step made; every τ-th step the
+    elastic updates follow, one worker after the other. ``frozen(k, t)``: worker k has no
+    gradient for the second tensor at step t."""
+    centre = [t.clone() for t in start]
+    xs = [[t.clone() for t in start] for _ in range(workers)]
+    vs = [[torch.zeros_like(t) for t in start] for _ in range(workers)]
+    for step in range(steps):
+        for k in range(workers):
+            for i, (x, v) in enumerate(zip(xs[k], vs[k])):
+                if i == 1 and frozen(k, step):
+                    continue
+                point = x + momentum * v
+                grad = torch.cos(point) + 0.5 + weight_decay * point
+                v.copy_(momentum * v - lr * grad)
+                x.add_(v)
+        if (step + 1) % tau == 0:
+            for k in range(workers):
+                for x, c in zip(xs[k], centre):
+                    diff = alpha * (x - c)
+                    x.sub_(diff)
+                    c.add_(diff)
+    return centre, xs
+
+
+@pytest.mark.parametrize(
+    "workers, tau, momentum, weight_decay",
+    [
+        (1, 1, 0.0, 0.0),
+        (3, 2, 0.0, 1e-2),
+        (2, 1, 0.5, 0.0),
+        (3, 3, 0.3, 1e-2),
+    ],
+)
+@pytest.mark.parametrize(
+    "path",
+    [
+        {"foreach": False, "fused": False},
+        {"foreach": True},
+        {"fused": None},
+    ],
+)
+def test_every_path_matches_the_plain_schedule(workers, tau, momentum, weight_decay, path):
+    """Against an independent float64 computation, with one tensor large enough for the
+    fused kernel's thread split and a tensor some workers leave without a gradient."""
+    generator = torch.Generator().manual_seed(3)
+    start = [
+        torch.randn(70001, generator=generator, dtype=torch.float64),
+        torch.randn(5, 3, generator=generator, dtype=torch.float64),
+    ]
+    params = [t.clone().requires_grad_() for t in start]
+    kwargs = dict(
+        workers=workers, lr=0.1, alpha=0.3, tau=tau, momentum=momentum, weight_decay=weight_decay
+    )
+    optimizer = EASGD(params, **kwargs, **path)
+    calls = iter(range(10**6))
+
+    def frozen(k, step):
+        return (k + step) % 2 == 1
+
+    def closure():
+        call = next(calls)
+        step, k = divmod(call, workers)
+        for i, p in enumerate(params):
+            if i == 1 and frozen(k, step):
+                p.grad = None
+            else:
+                p.grad = torch.cos(p.detach()) + 0.5
+        return torch.tensor(float(call))
+
+    steps = 7
+    for _ in range(steps):
+        optimizer.step(closure)
+    centre, xs = _reference_run(start, steps, frozen=frozen, **kwargs)
+    for p, c in zip(params, centre):
+        torch.testing.assert_close(p.detach(), c, rtol=1e-12, atol=1e-12)
+    for i, p in enumerate(params):
+        expected = torch.stack([xs[k][i] for k in range(workers)])
+        torch.testing.assert_close(optimizer.state[p]["workers"], expected, rtol=1e-12, atol=1e-12)
+    if not momentum:
+        assert not optimizer.state[params[0]]["velocities"].any()
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+@pytest.mark.parametrize("path", [{"foreach": False, "fused": False}, {"foreach": True}, {}])
+def test_a_failing_closure_leaves_centre_and_workers_in_place(momentum, path):
+    """The closure raises at the second worker: the parameters hold the centre again (after
+    the first worker's elastic update) and each row its worker, and the step counter stays."""
+    param = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    optimizer = EASGD([param], lr=0.1, workers=3, alpha=0.25, momentum=momentum, **path)
+    ok = lambda: _set_grad(param)  # noqa: E731
+    optimizer.step(ok)
+    before = optimizer.state[param]["workers"].clone()
+    velocity = optimizer.state[param]["velocities"][0].clone()
+    calls = []
+
+    def failing():
+        calls.append(param.detach().clone())
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return _set_grad(param)
+
+    centre = param.detach().clone()
+    with pytest.raises(KeyboardInterrupt):
+        optimizer.step(failing)
+    workers = optimizer.state[param]["workers"]
+    # worker 0 made its step (closure at its look-ahead point) and elastic update; 1 and 2 not
+    torch.testing.assert_close(calls[0], before[0] + momentum * velocity)
+    velocity = momentum * velocity - 0.1 * (torch.cos(calls[0]) + 0.5)
+    torch.testing.assert_close(workers[1:], before[1:], rtol=0, atol=0)
+    x0 = before[0] + velocity
+    diff = 0.25 * (x0 - centre)
+    torch.testing.assert_close(workers[0], x0 - diff)
+    torch.testing.assert_close(param.detach(), centre + diff)
+    assert int(optimizer.state[param]["step"]) == 1

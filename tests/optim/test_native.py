@@ -26,7 +26,7 @@ KWARGS = {
     "storm": {"lr": 0.1},
     "easgd": {"lr": 1e-2, "workers": 3, "momentum": 0.5, "weight_decay": 1e-3},
 }
-KERNEL = {"amsbound": "adabound", "easgd": "easgd_local"}
+KERNEL = {"amsbound": "adabound", "easgd": "easgd_leave"}
 
 needs_native = pytest.mark.skipif(not _native.available(), reason="no fused kernels here")
 

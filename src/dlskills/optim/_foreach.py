@@ -79,16 +79,20 @@ def dispatch(
     *,
     fused: bool | None = False,
     native: Callable[..., None] | None = None,
+    compile: bool = True,
     **hyper: Any,
 ) -> None:
     """Run ``native`` (the fused kernel, chosen per the module docstring), or ``single`` and/or
     ``multi`` on the aligned ``tensor_lists`` (params, grads, states, per-tensor scalars ...),
     splitting them by ``foreach_mask`` of the first list. An empty list (an unused optional
-    state, e.g. AMSBound's maxima in AdaBound) is passed through as is."""
+    state, e.g. AMSBound's maxima in AdaBound) is passed through as is. ``compile=False``
+    marks a kernel that only moves data: a ``per_tensor_runner`` (compile_step) leaves it to
+    the eager choice, since inductor stages a swap through a temporary buffer and runs it ≈ 2×
+    slower than the fused kernel."""
     if not tensor_lists or not tensor_lists[0]:
         return
     runner = _PER_TENSOR_RUNNER.get()
-    if runner is not None:
+    if runner is not None and compile:
 
         def eager(lists: Sequence[Sequence[Any]]) -> None:
             _dispatch_eager(single, multi, lists, foreach, fused, native, hyper)

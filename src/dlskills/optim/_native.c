@@ -278,45 +278,128 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
         parallel_pieces(storm_piece_##SUFFIX, &args, numels, n_tensors, n_threads);               \
     }
 
-/* ---- EASGD (easgd.py). A worker's local step, the gradient taken at θ (x_k + δ·v_k):
- *   v ← δ·v − η·(g + wd·θ);  x_k ← x_k + v
- * and the elastic update of one worker against the centre:
+/* ---- EASGD (easgd.py). The parameters move from worker to worker; while worker k is out, its
+ * row holds the centre x̃ (with momentum δ, ``scratch`` holds x_k and the parameters x_k + δ·v_k,
+ * the point where its gradient is taken). Every buffer a kernel writes it also reads, so no
+ * write costs a read-for-ownership besides: K = 1, δ = 0 streams 9 parameter-sized buffers a step.
+ * Enter (before the first worker):   row_1 ← x̃;  θ ← x_1 (+ δ·v_1, scratch ← x_1)
+ * Leave worker k (its closure left g at θ):
+ *   v_k ← δ·v_k − η·(g + wd·θ);  x_k ← x_k + v_k     (δ = 0: x_k ← x_k − η·(g + wd·θ), no v)
+ *   on a communication step:  d = α·(x_k − x̃);  x_k ← x_k − d;  x̃ ← x̃ + d
+ *   row_k ← x_k;  then row_{k+1} ← x̃, θ ← x_{k+1} (+ δ·v_{k+1}, scratch ← x_{k+1}),
+ *   or θ ← x̃ after the last worker.
+ * A tensor without a gradient (grads == NULL) skips the local step.
+ * The elastic update of one worker against the centre alone (elastic_average_):
  *   d = α·(x_k − x̃);  x_k ← x_k − d;  x̃ ← x̃ + d */
 #define DEFINE_EASGD(T, SUFFIX)                                                                   \
     typedef struct {                                                                              \
-        T **params, **grads, **velocities, **workers;                                             \
-        double momentum, lr, weight_decay;                                                        \
-    } easgd_local_args_##SUFFIX;                                                                  \
+        T **params, **workers, **velocities, **scratch;                                           \
+        double momentum;                                                                          \
+    } easgd_enter_args_##SUFFIX;                                                                  \
                                                                                                   \
-    static inline __attribute__((always_inline)) void easgd_local_loop_##SUFFIX(                  \
-        const easgd_local_args_##SUFFIX *a, int64_t t, int64_t begin, int64_t end,                \
-        const int decayed) {                                                                      \
-        const T *restrict p = a->params[t], *restrict g = a->grads[t];                            \
-        T *restrict v = a->velocities[t], *restrict w = a->workers[t];                            \
-        const T momentum = (T)a->momentum, lr = (T)a->lr, decay = (T)a->weight_decay;             \
+    static void easgd_enter_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin,             \
+                                           int64_t end) {                                         \
+        const easgd_enter_args_##SUFFIX *a = raw;                                                 \
+        T *restrict p = a->params[t], *restrict w = a->workers[t];                                \
+        if (a->momentum == 0) {                                                                   \
+            for (int64_t i = begin; i < end; ++i) {                                               \
+                T centre = p[i];                                                                  \
+                p[i] = w[i];                                                                      \
+                w[i] = centre;                                                                    \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        T *restrict s = a->scratch[t];                                                            \
+        const T *restrict v = a->velocities[t];                                                   \
+        const T momentum = (T)a->momentum;                                                        \
         for (int64_t i = begin; i < end; ++i) {                                                   \
-            T grad = decayed ? g[i] + decay * p[i] : g[i];                                        \
-            T vi = v[i] * momentum - lr * grad;                                                   \
-            v[i] = vi;                                                                            \
-            w[i] = w[i] + vi;                                                                     \
+            T x = w[i];                                                                           \
+            w[i] = p[i];                                                                          \
+            s[i] = x;                                                                             \
+            p[i] = x + momentum * v[i];                                                           \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    static void easgd_local_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin,             \
-                                           int64_t end) {                                         \
-        const easgd_local_args_##SUFFIX *a = raw;                                                 \
-        if (a->weight_decay != 0)                                                                 \
-            easgd_local_loop_##SUFFIX(a, t, begin, end, 1);                                       \
-        else                                                                                      \
-            easgd_local_loop_##SUFFIX(a, t, begin, end, 0);                                       \
+    void easgd_enter_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **workers,  \
+                              T **velocities, T **scratch, double momentum, int n_threads) {      \
+        easgd_enter_args_##SUFFIX args = {params, workers, velocities, scratch, momentum};        \
+        parallel_pieces(easgd_enter_piece_##SUFFIX, &args, numels, n_tensors, n_threads);         \
     }                                                                                             \
                                                                                                   \
-    void easgd_local_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,    \
-                              T **velocities, T **workers, double momentum, double lr,            \
-                              double weight_decay, int n_threads) {                               \
-        easgd_local_args_##SUFFIX args = {params, grads, velocities, workers,                     \
-                                          momentum, lr, weight_decay};                            \
-        parallel_pieces(easgd_local_piece_##SUFFIX, &args, numels, n_tensors, n_threads);         \
+    typedef struct {                                                                              \
+        T **params, **grads, **velocities, **workers, **scratch, **next_workers,                  \
+            **next_velocities;                                                                    \
+        double momentum, lr, weight_decay, alpha;                                                 \
+        int communicate;                                                                          \
+    } easgd_leave_args_##SUFFIX;                                                                  \
+                                                                                                  \
+    /* every flag a constant at its call below: each variant is its own vectorised loop */       \
+    static inline __attribute__((always_inline)) void easgd_leave_loop_##SUFFIX(                  \
+        const easgd_leave_args_##SUFFIX *a, int64_t t, int64_t begin, int64_t end,                \
+        const int stepped, const int momentum_on, const int decayed, const int communicate,       \
+        const int last) {                                                                         \
+        T *restrict p = a->params[t], *restrict w = a->workers[t];                                \
+        T *restrict s = momentum_on ? a->scratch[t] : 0;                                          \
+        T *restrict v = momentum_on ? a->velocities[t] : 0;                                       \
+        T *restrict next_w = last ? 0 : a->next_workers[t];                                       \
+        const T *restrict g = stepped ? a->grads[t] : 0;                                          \
+        const T *restrict next_v = last || !momentum_on ? 0 : a->next_velocities[t];              \
+        const T momentum = (T)a->momentum, lr = (T)a->lr, decay = (T)a->weight_decay;             \
+        const T alpha = (T)a->alpha;                                                              \
+        for (int64_t i = begin; i < end; ++i) {                                                   \
+            T x = momentum_on ? s[i] : p[i], centre = w[i];                                       \
+            if (stepped) {                                                                        \
+                T grad = decayed ? g[i] + decay * p[i] : g[i];                                    \
+                if (momentum_on) {                                                                \
+                    T vi = v[i] * momentum - lr * grad;                                           \
+                    v[i] = vi;                                                                    \
+                    x = x + vi;                                                                   \
+                } else {                                                                          \
+                    x = x - lr * grad;                                                            \
+                }                                                                                 \
+            }                                                                                     \
+            if (communicate) {                                                                    \
+                T diff = (x - centre) * alpha;                                                    \
+                x = x - diff;                                                                     \
+                centre = centre + diff;                                                           \
+            }                                                                                     \
+            w[i] = x;                                                                             \
+            if (last) {                                                                           \
+                p[i] = centre;                                                                    \
+            } else {                                                                              \
+                T next = next_w[i];                                                               \
+                next_w[i] = centre;                                                               \
+                if (momentum_on) {                                                                \
+                    s[i] = next;                                                                  \
+                    p[i] = next + momentum * next_v[i];                                           \
+                } else {                                                                          \
+                    p[i] = next;                                                                  \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static void easgd_leave_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin,             \
+                                           int64_t end) {                                         \
+        const easgd_leave_args_##SUFFIX *a = raw;                                                 \
+        const int variant = (a->grads != 0) | (a->momentum != 0) << 1                             \
+                            | (a->weight_decay != 0) << 2 | (a->communicate != 0) << 3            \
+                            | (a->next_workers == 0) << 4;                                        \
+        switch (variant) {                                                                        \
+            EASGD_VARIANTS(SUFFIX)                                                                \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    void easgd_leave_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,    \
+                              T **velocities, T **workers, T **scratch, T **next_workers,         \
+                              T **next_velocities, double momentum, double lr,                    \
+                              double weight_decay, double alpha, int communicate,                 \
+                              int n_threads) {                                                    \
+        easgd_leave_args_##SUFFIX args = {params,  grads,        velocities,   workers,           \
+                                          scratch, next_workers, next_velocities,                 \
+                                          momentum, lr,          weight_decay, alpha,             \
+                                          communicate};                                           \
+        parallel_pieces(easgd_leave_piece_##SUFFIX, &args, numels, n_tensors, n_threads);         \
     }                                                                                             \
                                                                                                   \
     typedef struct {                                                                              \
@@ -340,6 +423,21 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
         elastic_args_##SUFFIX args = {workers, centres, alpha};                                   \
         parallel_pieces(elastic_piece_##SUFFIX, &args, numels, n_tensors, n_threads);             \
     }
+
+/* the 32 cases of easgd_leave's switch: bit 0 stepped, 1 momentum, 2 decay, 3 communicate,
+ * 4 last */
+#define EASGD_CASE(SUFFIX, V)                                                                     \
+    case V:                                                                                       \
+        easgd_leave_loop_##SUFFIX(a, t, begin, end, (V)&1, (V) >> 1 & 1, (V) >> 2 & 1,            \
+                                  (V) >> 3 & 1, (V) >> 4 & 1);                                    \
+        break;
+#define EASGD_CASES_8(SUFFIX, B)                                                                  \
+    EASGD_CASE(SUFFIX, B + 0) EASGD_CASE(SUFFIX, B + 1) EASGD_CASE(SUFFIX, B + 2)                 \
+    EASGD_CASE(SUFFIX, B + 3) EASGD_CASE(SUFFIX, B + 4) EASGD_CASE(SUFFIX, B + 5)                 \
+    EASGD_CASE(SUFFIX, B + 6) EASGD_CASE(SUFFIX, B + 7)
+#define EASGD_VARIANTS(SUFFIX)                                                                    \
+    EASGD_CASES_8(SUFFIX, 0) EASGD_CASES_8(SUFFIX, 8) EASGD_CASES_8(SUFFIX, 16)                   \
+    EASGD_CASES_8(SUFFIX, 24)
 
 DEFINE_ADABOUND(float, sqrtf, f32)
 DEFINE_ADABOUND(double, sqrt, f64)

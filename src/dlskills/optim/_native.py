@@ -71,10 +71,11 @@ _SIGNATURES: dict[str, list[Any]] = {
     + [_pointers_p] * 4
     + [ctypes.c_double] * 4
     + [ctypes.c_int],
-    "easgd_local": [ctypes.c_int64, _int64_p]
-    + [_pointers_p] * 4
-    + [ctypes.c_double] * 3
-    + [ctypes.c_int],
+    "easgd_enter": [ctypes.c_int64, _int64_p] + [_pointers_p] * 4 + [ctypes.c_double, ctypes.c_int],
+    "easgd_leave": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 7
+    + [ctypes.c_double] * 4
+    + [ctypes.c_int, ctypes.c_int],
     "elastic": [ctypes.c_int64, _int64_p, _pointers_p, _pointers_p, ctypes.c_double, ctypes.c_int],
     "storm": [ctypes.c_int64, _int64_p]
     + [_pointers_p] * 5
@@ -384,27 +385,57 @@ def storm(
     )
 
 
-def easgd_local(
+def easgd_enter(
+    params: list[Tensor],
+    workers: list[Tensor],
+    velocities: list[Tensor],
+    scratch: list[Tensor],
+    *,
+    momentum: float,
+) -> None:
+    _call(
+        "easgd_enter",
+        params,
+        (params, workers, scratch),
+        _pointers(params),
+        _pointers(workers),
+        _pointers(velocities) if velocities else None,
+        _pointers(scratch),
+        momentum,
+    )
+
+
+def easgd_leave(
     params: list[Tensor],
     grads: list[Tensor],
     velocities: list[Tensor],
     workers: list[Tensor],
+    scratch: list[Tensor],
+    next_workers: list[Tensor],
+    next_velocities: list[Tensor],
     *,
     momentum: float,
     lr: float,
     weight_decay: float,
+    alpha: float,
+    communicate: bool,
 ) -> None:
     _call(
-        "easgd_local",
+        "easgd_leave",
         params,
-        (velocities, workers),
+        (params, velocities, workers, scratch, next_workers),
         _pointers(params),
-        _pointers(grads),
-        _pointers(velocities),
+        _pointers(grads) if grads else None,
+        _pointers(velocities) if velocities else None,
         _pointers(workers),
+        _pointers(scratch),
+        _pointers(next_workers) if next_workers else None,
+        _pointers(next_velocities) if next_velocities else None,
         momentum,
         lr,
         weight_decay,
+        alpha,
+        int(communicate),
     )
 
 

@@ -13,19 +13,22 @@ elastic force. Rule (the paper's Algorithm 1 / 2 for worker k, t its local step 
 it is written for the torch.distributed version (``dlskills.distributed``, not yet built) to share.
 
 ``EASGD`` is a torch.optim.Optimizer over the centre variable: the parameters it was given hold x̃
-between steps; ``state[p]["workers"]`` (shape (K, *p.shape)) holds the K workers. ``step(closure)``
+between steps; ``state[p]["workers"]`` (shape (K, *p.shape)) holds the K workers and
+``state[p]["velocities"]`` their momenta (untouched, zero, when δ = 0). ``step(closure)``
 loads each worker in turn into the parameters, calls the closure there (torch's contract: zero
 the gradients, compute the loss on *that worker's* minibatch, backward, return it), makes the
 worker's local step, and every τ-th call runs the elastic update of every worker against the
 centre, one worker after another (the asynchronous algorithm with a round-robin schedule). The
 returned loss is the workers' mean.
 
-Deviation: the elastic update runs at the end of every τ-th ``step`` instead of at the start of
-the next one. The sequence of operations is the paper's (τ local steps, elastic update, τ local
-steps, …); only the call that contains the communication changes, so that after ``step`` the
-parameters show the centre after the latest communication (and the very first, no-op, elastic
-update at t = 0 is dropped). Worker gradients are evaluated after the worker's elastic update,
-as in Algorithm 1.
+The step is written as two kernels, so that nothing is copied for its own sake: *enter* parks
+x̃ in worker 1's row and loads worker 1; *leave* makes worker k's local step and elastic update,
+puts it back in its row and moves x̃ on to worker k + 1's row while loading that worker (or
+returns x̃ to the parameters after the last one), all in one pass. With δ = 0 the parameters
+hold the worker itself during its closure. One worker (K = 1) then streams 9 parameter-sized
+buffers a step, where loading and saving every buffer separately streamed 15 (and the fused
+kernels write only buffers they also read: no read-for-ownership besides). If the closure
+raises, the parameters get x̃ back and every worker its row before the exception propagates.
 """
 
 from __future__ import annotations
@@ -61,38 +64,133 @@ def _multi_tensor_elastic(workers: list[Tensor], centres: list[Tensor], *, alpha
     torch._foreach_add_(centres, diffs)
 
 
-def _single_tensor_local_step(
+def _temporary_copy(tensor: Tensor, buffer: Tensor) -> Tensor:
+    """``tensor``'s value where a swap parks it. Compiled, a temporary that inductor never
+    writes to memory: ``tensor * 1`` (exact, −0 and NaN included), because inductor (torch 2.13,
+    CPU) miscompiles the swap ``t = a.clone(); a.copy_(b); b.copy_(t)``: it reads the clone after
+    the copy into ``a``, so both end up as b. Eager, the kept ``buffer`` (a parameter-sized
+    allocation per step costs as much as the whole update)."""
+    if torch.compiler.is_compiling():
+        return tensor * 1
+    return buffer.copy_(tensor)
+
+
+def _single_tensor_enter(
+    params: list[Tensor],
+    workers: list[Tensor],
+    velocities: list[Tensor],
+    scratch: list[Tensor],
+    *,
+    momentum: float,
+) -> None:
+    for i, (param, worker, spare) in enumerate(zip(params, workers, scratch)):
+        if momentum:  # the gradient is taken at the look-ahead point x_k + δ·v_k
+            spare.copy_(worker)
+            worker.copy_(param)
+            param.copy_(spare).add_(velocities[i], alpha=momentum)
+        else:
+            spare.copy_(param)
+            param.copy_(worker)
+            worker.copy_(spare)
+
+
+def _multi_tensor_enter(
+    params: list[Tensor],
+    workers: list[Tensor],
+    velocities: list[Tensor],
+    scratch: list[Tensor],
+    *,
+    momentum: float,
+) -> None:
+    if momentum:
+        torch._foreach_copy_(scratch, workers)
+        torch._foreach_copy_(workers, params)
+        torch._foreach_copy_(params, scratch)
+        torch._foreach_add_(params, velocities, alpha=momentum)
+    else:
+        torch._foreach_copy_(scratch, params)
+        torch._foreach_copy_(params, workers)
+        torch._foreach_copy_(workers, scratch)
+
+
+def _single_tensor_leave(
     params: list[Tensor],
     grads: list[Tensor],
     velocities: list[Tensor],
     workers: list[Tensor],
+    scratch: list[Tensor],
+    next_workers: list[Tensor],
+    next_velocities: list[Tensor],
     *,
     momentum: float,
     lr: float,
     weight_decay: float,
+    alpha: float,
+    communicate: bool,
 ) -> None:
-    for param, grad, velocity, worker in zip(params, grads, velocities, workers):
+    for i, (param, worker, spare) in enumerate(zip(params, workers, scratch)):
+        own = spare if momentum else param  # x_k; ``worker`` holds the centre meanwhile
+        if grads:
+            grad = grads[i]
+            if weight_decay != 0:
+                grad = grad.add(param, alpha=weight_decay)
+            if momentum:
+                velocities[i].mul_(momentum).sub_(grad, alpha=lr)
+                own.add_(velocities[i])
+            else:
+                own.sub_(grad, alpha=lr)
+        if communicate:
+            _single_tensor_elastic([own], [worker], alpha=alpha)
+        # with momentum the parameter's look-ahead value is spent: it can park the centre
+        centre = _temporary_copy(worker, param if momentum else spare)
+        worker.copy_(own)
+        if next_workers:
+            own.copy_(next_workers[i])
+            next_workers[i].copy_(centre)
+            if momentum:
+                param.copy_(own).add_(next_velocities[i], alpha=momentum)
+        else:
+            param.copy_(centre)  # a no-op where the centre is parked in the parameter
+
+
+def _multi_tensor_leave(
+    params: list[Tensor],
+    grads: list[Tensor],
+    velocities: list[Tensor],
+    workers: list[Tensor],
+    scratch: list[Tensor],
+    next_workers: list[Tensor],
+    next_velocities: list[Tensor],
+    *,
+    momentum: float,
+    lr: float,
+    weight_decay: float,
+    alpha: float,
+    communicate: bool,
+) -> None:
+    own = scratch if momentum else params
+    if grads:
         if weight_decay != 0:
-            grad = grad.add(param, alpha=weight_decay)
-        velocity.mul_(momentum).sub_(grad, alpha=lr)
-        worker.add_(velocity)
-
-
-def _multi_tensor_local_step(
-    params: list[Tensor],
-    grads: list[Tensor],
-    velocities: list[Tensor],
-    workers: list[Tensor],
-    *,
-    momentum: float,
-    lr: float,
-    weight_decay: float,
-) -> None:
-    if weight_decay != 0:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)
-    torch._foreach_mul_(velocities, momentum)
-    torch._foreach_sub_(velocities, grads, alpha=lr)
-    torch._foreach_add_(workers, velocities)
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        if momentum:
+            torch._foreach_mul_(velocities, momentum)
+            torch._foreach_sub_(velocities, grads, alpha=lr)
+            torch._foreach_add_(own, velocities)
+        else:
+            torch._foreach_sub_(own, grads, alpha=lr)
+    if communicate:
+        _multi_tensor_elastic(own, workers, alpha=alpha)
+    centre = params if momentum else scratch
+    torch._foreach_copy_(centre, workers)
+    torch._foreach_copy_(workers, own)
+    if next_workers:
+        torch._foreach_copy_(own, next_workers)
+        torch._foreach_copy_(next_workers, centre)
+        if momentum:
+            torch._foreach_copy_(params, own)
+            torch._foreach_add_(params, next_velocities, alpha=momentum)
+    elif not momentum:
+        torch._foreach_copy_(params, centre)
 
 
 @torch.no_grad()
@@ -190,7 +288,7 @@ class EASGD(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.workers = workers
         self.tau = tau
-        self._centres: dict[Tensor, Tensor] = {}
+        self._scratches: dict[Tensor, Tensor] = {}
 
     @staticmethod
     def _validate(group: dict[str, Any]) -> None:
@@ -212,68 +310,102 @@ class EASGD(torch.optim.Optimizer):
             state["velocities"] = torch.zeros_like(state["workers"])
         return state
 
-    def _centre(self, p: Tensor) -> Tensor:
-        """A buffer that holds x̃ while the parameters hold a worker, kept across steps (not
-        state: it is x̃ itself between steps); allocating one per step cost as much as the
-        whole update."""
-        centre = self._centres.get(p)
-        if centre is None or centre.shape != p.shape or centre.dtype != p.dtype:
-            centre = self._centres[p] = torch.empty_like(p)
-        return centre
+    def _scratch(self, p: Tensor) -> Tensor:
+        """A parameter-sized buffer kept across steps (not state: between steps it holds
+        nothing): x_k while the parameters hold its look-ahead point, else a swap's
+        temporary; allocating one per step cost as much as the whole update."""
+        scratch = self._scratches.get(p)
+        if scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype:
+            scratch = self._scratches[p] = torch.empty_like(p)
+        return scratch
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Tensor:
         if closure is None:
             raise ValueError("EASGD.step needs a closure: it evaluates every worker's gradient")
         params = [p for group in self.param_groups for p in group["params"]]
-        states = [self._state(p) for p in params]
-        centres = [self._centre(p) for p in params]
-        torch._foreach_copy_(centres, params)
+        for p in params:
+            self._state(p)
+        communicate = (int(self.state[params[0]]["step"]) + 1) % self.tau == 0
+        for group in self.param_groups:
+            momentum, group_params = group["momentum"], group["params"]
+            dispatch(
+                _single_tensor_enter,
+                _multi_tensor_enter,
+                (
+                    group_params,
+                    self._rows(group_params, "workers", 0),
+                    self._rows(group_params, "velocities", 0) if momentum else [],
+                    [self._scratch(p) for p in group_params],
+                ),
+                group["foreach"],
+                fused=group.get("fused"),  # absent from pre-fused checkpoints
+                native=_native.easgd_enter,
+                compile=False,  # data movement only
+                momentum=momentum,
+            )
         losses = []
         for k in range(self.workers):
-            for group in self.param_groups:
-                group_params = group["params"]
-                torch._foreach_copy_(
-                    group_params, [self.state[p]["workers"][k] for p in group_params]
-                )
-                if group["momentum"]:  # Nesterov look-ahead: the gradient is taken at x_k + δ·v_k
-                    velocities = [self.state[p]["velocities"][k] for p in group_params]
-                    torch._foreach_add_(group_params, velocities, alpha=group["momentum"])
-            with torch.enable_grad():
-                losses.append(torch.as_tensor(closure()).detach())
-            for group in self.param_groups:
-                active = [p for p in group["params"] if p.grad is not None]
-                if not active:
-                    continue
-                dispatch(
-                    _single_tensor_local_step,
-                    _multi_tensor_local_step,
-                    (
-                        active,
-                        [p.grad for p in active],
-                        [self.state[p]["velocities"][k] for p in active],
-                        [self.state[p]["workers"][k] for p in active],
-                    ),
-                    group["foreach"],
-                    fused=group.get("fused"),  # absent from pre-fused checkpoints
-                    native=_native.easgd_local,
-                    momentum=group["momentum"],
-                    lr=group["lr"],
-                    weight_decay=group["weight_decay"],
-                )
-        for state in states:
-            state["step"] += 1
-        if int(states[0]["step"]) % self.tau == 0:
-            centre_of = dict(zip(params, centres))
-            for group in self.param_groups:
-                group_centres = [centre_of[p] for p in group["params"]]
-                for k in range(self.workers):
-                    elastic_average_(
-                        [self.state[p]["workers"][k] for p in group["params"]],
-                        group_centres,
-                        group["alpha"],
-                        foreach=group["foreach"],
-                        fused=group.get("fused"),
+            try:
+                with torch.enable_grad():
+                    losses.append(torch.as_tensor(closure()).detach())
+                for group in self.param_groups:
+                    if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
+                        raise RuntimeError("EASGD does not support sparse gradients")
+            except BaseException:
+                # worker k goes back to its row and the centre to the parameters (the workers
+                # before k have made this step's local step and elastic update)
+                for group in self.param_groups:
+                    self._leave(
+                        group, group["params"], k, stepped=False, communicate=False, last=True
                     )
-        torch._foreach_copy_(params, centres)
+                raise
+            last = k == self.workers - 1
+            for group in self.param_groups:
+                with_grads = [p for p in group["params"] if p.grad is not None]
+                without = [p for p in group["params"] if p.grad is None]
+                self._leave(group, with_grads, k, True, communicate, last)
+                self._leave(group, without, k, False, communicate, last)
+        for p in params:
+            self.state[p]["step"] += 1
         return torch.stack(losses).mean()
+
+    def _rows(self, params: list[Tensor], name: str, k: int) -> list[Tensor]:
+        return [self.state[p][name][k] for p in params]
+
+    def _leave(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        k: int,
+        stepped: bool,
+        communicate: bool,
+        last: bool,
+    ) -> None:
+        """Worker k's local step (if ``stepped``) and elastic update (if ``communicate``), then
+        the parameters take worker k + 1, or the centre if ``last``. Running each worker's
+        elastic update right after its local step computes what the paper's order (all local
+        steps, then the elastic updates one worker after the other) computes: a local step
+        touches neither the centre nor another worker."""
+        momentum = group["momentum"]
+        dispatch(
+            _single_tensor_leave,
+            _multi_tensor_leave,
+            (
+                params,
+                [p.grad for p in params] if stepped else [],
+                self._rows(params, "velocities", k) if momentum else [],
+                self._rows(params, "workers", k),
+                [self._scratch(p) for p in params],
+                [] if last else self._rows(params, "workers", k + 1),
+                [] if last or not momentum else self._rows(params, "velocities", k + 1),
+            ),
+            group["foreach"],
+            fused=group.get("fused"),
+            native=_native.easgd_leave,
+            momentum=momentum,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            alpha=group["alpha"],
+            communicate=communicate,
+        )
