@@ -32,11 +32,14 @@ def _storm_by_hand(theta0, batches):
     return theta
 
 
-@pytest.mark.parametrize("foreach", [False, True])
-def test_three_steps_match_hand_computation(foreach):
+PATHS = [{"foreach": False, "fused": False}, {"foreach": True}, {}]  # {}: the fused kernel
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_three_steps_match_hand_computation(path):
     batches = [[1.0, -2.0], [0.5, 0.0], [-1.0, 3.0]]
     theta = torch.tensor([0.3, 0.7], dtype=torch.float64, requires_grad=True)
-    opt = STORM([theta], foreach=foreach)
+    opt = STORM([theta], **path)
     batch = {}
 
     def closure():
@@ -112,3 +115,58 @@ def test_the_recursive_correction_reduces_noise():
 def test_invalid_hyper_parameters_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=rf"\b{argument}\b"):
         STORM([torch.zeros(1, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_failing_second_evaluation_restores_the_iterate(path):
+    """The closure raises while the parameters hold θ_{t−1}: θ_t and its gradient come back,
+    and the next step runs as if the failed one had not started."""
+    theta = torch.tensor([0.3, 0.7], dtype=torch.float64, requires_grad=True)
+    twin = theta.detach().clone().requires_grad_()
+    opts = STORM([theta], **path), STORM([twin], **path)
+
+    def closure_for(param, fail_at_previous=False):
+        def closure():
+            if fail_at_previous and not torch.equal(param.detach(), current):
+                raise RuntimeError("data loader died")
+            param.grad = None
+            loss = 0.5 * (param - 1.0).square().sum()
+            loss.backward()
+            return loss
+
+        return closure
+
+    for opt, param in zip(opts, (theta, twin)):
+        opt.step(closure_for(param))
+    current = theta.detach().clone()
+    with pytest.raises(RuntimeError, match="loader"):
+        opts[0].step(closure_for(theta, fail_at_previous=True))
+    assert torch.equal(theta.detach(), current)
+    torch.testing.assert_close(theta.grad, current - 1.0)
+    for opt, param in zip(opts, (theta, twin)):
+        opt.step(closure_for(param))
+    assert torch.equal(theta.detach(), twin.detach())
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_functional_with_the_parameters_as_iterates(path):
+    """storm(..., iterates=params): θ ← θ − η·d in place, equal on every path."""
+    from dlskills.optim.storm import storm
+
+    results = []
+    for p in (PATHS[0], path):
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.randn(70001, generator=generator, dtype=torch.float64)]
+        grads = [torch.randn(70001, generator=generator, dtype=torch.float64)]
+        state = (
+            [torch.zeros_like(params[0])],
+            [torch.full_like(params[0], 1e-6)],
+            [torch.tensor(0.01, dtype=torch.float64)],
+        )
+        storm(params, grads, grads, params, *state, k=K, w=W, c=C, **p)
+        results.append(params[0])
+    torch.testing.assert_close(results[1], results[0], rtol=1e-12, atol=1e-12)
+    assert not torch.equal(
+        results[0],
+        torch.randn(70001, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+    )

@@ -243,20 +243,24 @@ DEFINE_INV_CBRT(float, uint32_t, 0x54a2fa8dU, 3, 0x1p-100, 0x1p48, 0x1p16, f32)
 DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 0x1p50, f64)
 
 /* ---- STORM (storm.py): G ← G + g²;  η = k·(w + G)^(−1/3);  a = min(1, c·η²);
- *   d ← clip(g + (1 − a)·(d − g_prev), −M, M);  θ ← θ − η·d        (M per tensor) */
+ *   d ← clip(g + (1 − a)·(d − g_prev), −M, M);  θ ← θ_t − η·d     (M per tensor; θ_t read
+ *   from ``iterates``: the parameters hold θ_{t−1} after the second closure call) */
 #define DEFINE_STORM(T, SUFFIX)                                                             \
     typedef struct {                                                                              \
-        T **params, **grads, **prev_grads, **estimates, **sums;                                   \
+        T **params, **grads, **prev_grads, **iterates, **estimates, **sums;                       \
         const double *max_norms;                                                                  \
         double k, w, c;                                                                           \
     } storm_args_##SUFFIX;                                                                        \
                                                                                                   \
     static void storm_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin, int64_t end) {    \
         const storm_args_##SUFFIX *a = raw;                                                       \
-        T *restrict p = a->params[t], *restrict d = a->estimates[t], *restrict G = a->sums[t];    \
+        T *restrict d = a->estimates[t], *restrict G = a->sums[t];                                \
         const T *restrict g = a->grads[t], *restrict gp = a->prev_grads[t];                       \
+        T *restrict p = a->params[t];                                                             \
+        const T *restrict current = a->iterates[t];                                               \
         const T k = (T)a->k, w = (T)a->w, c = (T)a->c, bound = (T)a->max_norms[t];                \
-        for (int64_t i = begin; i < end; ++i) {                                                   \
+        /* seven streams are past gcc's alias-check budget: it would not vectorise */             \
+        _Pragma("GCC ivdep") for (int64_t i = begin; i < end; ++i) {                              \
             T sum = G[i] + g[i] * g[i];                                                           \
             G[i] = sum;                                                                           \
             T lr = inv_cbrt_##SUFFIX(sum + w) * k;                                                  \
@@ -266,14 +270,15 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
             estimate = estimate < -bound ? -bound : estimate;                                     \
             estimate = estimate > bound ? bound : estimate;                                       \
             d[i] = estimate;                                                                      \
-            p[i] = p[i] - lr * estimate;                                                          \
+            p[i] = current[i] - lr * estimate;                                                    \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
     void storm_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,          \
-                        T **prev_grads, T **estimates, T **sums, const double *max_norms,         \
+                        T **prev_grads, T **iterates, T **estimates, T **sums,                    \
+                        const double *max_norms,                                                  \
                         double k, double w, double c, int n_threads) {                            \
-        storm_args_##SUFFIX args = {params, grads, prev_grads, estimates, sums,                   \
+        storm_args_##SUFFIX args = {params, grads, prev_grads, iterates, estimates, sums,         \
                                     max_norms, k, w, c};                                          \
         parallel_pieces(storm_piece_##SUFFIX, &args, numels, n_tensors, n_threads);               \
     }
@@ -346,7 +351,7 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
         const T *restrict next_v = last || !momentum_on ? 0 : a->next_velocities[t];              \
         const T momentum = (T)a->momentum, lr = (T)a->lr, decay = (T)a->weight_decay;             \
         const T alpha = (T)a->alpha;                                                              \
-        for (int64_t i = begin; i < end; ++i) {                                                   \
+        _Pragma("GCC ivdep") for (int64_t i = begin; i < end; ++i) {                              \
             T x = momentum_on ? s[i] : p[i], centre = w[i];                                       \
             if (stepped) {                                                                        \
                 T grad = decayed ? g[i] + decay * p[i] : g[i];                                    \

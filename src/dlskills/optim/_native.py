@@ -78,7 +78,7 @@ _SIGNATURES: dict[str, list[Any]] = {
     + [ctypes.c_int, ctypes.c_int],
     "elastic": [ctypes.c_int64, _int64_p, _pointers_p, _pointers_p, ctypes.c_double, ctypes.c_int],
     "storm": [ctypes.c_int64, _int64_p]
-    + [_pointers_p] * 5
+    + [_pointers_p] * 6
     + [_double_p]
     + [ctypes.c_double] * 3
     + [ctypes.c_int],
@@ -360,6 +360,7 @@ def storm(
     params: list[Tensor],
     grads: list[Tensor],
     prev_grads: list[Tensor],
+    iterates: list[Tensor],
     grad_estimates: list[Tensor],
     sum_grad_squares: list[Tensor],
     max_grad_norms: list[Tensor],
@@ -376,6 +377,7 @@ def storm(
         _pointers(params),
         _pointers(grads),
         _pointers(prev_grads),
+        _pointers(iterates),
         _pointers(grad_estimates),
         _pointers(sum_grad_squares),
         _doubles(torch.stack(max_grad_norms).tolist()),

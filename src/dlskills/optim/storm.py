@@ -42,6 +42,7 @@ def _single_tensor_storm(
     params: list[Tensor],
     grads: list[Tensor],
     prev_grads: list[Tensor],
+    iterates: list[Tensor],
     grad_estimates: list[Tensor],
     sum_grad_squares: list[Tensor],
     max_grad_norms: list[Tensor],
@@ -59,13 +60,14 @@ def _single_tensor_storm(
         keep = 1.0 - lr.square().mul_(c).clamp_(max=1.0)
         estimate.sub_(prev_grads[i]).mul_(keep).add_(grad)
         estimate.clamp_(-max_norm, max_norm)
-        param.addcmul_(lr, estimate, value=-1.0)
+        torch.addcmul(iterates[i], lr, estimate, value=-1.0, out=param)
 
 
 def _multi_tensor_storm(
     params: list[Tensor],
     grads: list[Tensor],
     prev_grads: list[Tensor],
+    iterates: list[Tensor],
     grad_estimates: list[Tensor],
     sum_grad_squares: list[Tensor],
     max_grad_norms: list[Tensor],
@@ -89,6 +91,7 @@ def _multi_tensor_storm(
     torch._foreach_add_(grad_estimates, grads)
     torch._foreach_maximum_(grad_estimates, torch._foreach_neg(max_grad_norms))
     torch._foreach_minimum_(grad_estimates, max_grad_norms)
+    torch._foreach_copy_(params, iterates)
     torch._foreach_addcmul_(params, lrs, grad_estimates, value=-1.0)
 
 
@@ -96,6 +99,7 @@ def storm(
     params: list[Tensor],
     grads: list[Tensor],
     prev_grads: list[Tensor],
+    iterates: list[Tensor],
     grad_estimates: list[Tensor],
     sum_grad_squares: list[Tensor],
     max_grad_norms: list[Tensor],
@@ -106,12 +110,14 @@ def storm(
     foreach: bool | None = None,
     fused: bool | None = None,
 ) -> None:
-    """Functional STORM update over lists (``prev_grads``: gradients at the previous iterate on
-    the current batch; ``max_grad_norms``: 0-d tensors)."""
+    """Functional STORM update over lists: ``prev_grads`` are the gradients at the previous
+    iterate on the current batch, ``iterates`` hold θ_t (the parameters may hold θ_{t−1} by
+    then; pass the parameters themselves otherwise), θ_t − η·d is written to ``params``;
+    ``max_grad_norms`` are 0-d tensors."""
     dispatch(
         _single_tensor_storm,
         _multi_tensor_storm,
-        (params, grads, prev_grads, grad_estimates, sum_grad_squares, max_grad_norms),
+        (params, grads, prev_grads, iterates, grad_estimates, sum_grad_squares, max_grad_norms),
         foreach,
         fused=fused,
         native=_native.storm,
@@ -219,21 +225,26 @@ class STORM(torch.optim.Optimizer):
                         self.state[p].update(self._init_state(p, group["g_max"]))
         prev_grads = grads
         if has_previous:
-            # θ_t waits in a spare buffer while the parameters hold θ_{t−1}; the spare then
-            # becomes the stored previous iterate and the old one the next spare, so a step
-            # copies three times and allocates nothing (a fresh parameter-sized allocation per
-            # step cost more than the update itself)
+            # θ_t waits in a spare buffer while the parameters hold θ_{t−1}; the update reads
+            # θ_t from there and writes θ_{t+1} to the parameters, and the spare becomes the
+            # stored previous iterate (the old one the next spare): two copies a step, no
+            # allocation (a fresh parameter-sized buffer per step cost more than the update)
             spares = [self._spare(p) for p in active]
             previous = [self.state[p]["prev_param"] for p in active]
             with torch.no_grad():
                 torch._foreach_copy_(spares, active)
                 torch._foreach_copy_(active, previous)
-                for p in active:  # the second backward must not accumulate into (or zero) g
-                    p.grad = None
-            with torch.enable_grad():
-                closure()
-            with torch.no_grad():
-                torch._foreach_copy_(active, spares)
+            for p in active:  # the second backward must not accumulate into (or zero) g
+                p.grad = None
+            try:
+                with torch.enable_grad():
+                    closure()
+            except BaseException:
+                with torch.no_grad():
+                    torch._foreach_copy_(active, spares)
+                for p in active:
+                    p.grad = grads[p]
+                raise
             prev_grads = {p: grads[p] if p.grad is None else p.grad for p in active}
             for p, spare, old in zip(active, spares, previous):
                 self.state[p]["prev_param"] = spare
@@ -250,6 +261,7 @@ class STORM(torch.optim.Optimizer):
                     params,
                     [grads[p] for p in params],
                     [prev_grads[p] for p in params],
+                    [s["prev_param"] for s in states],  # θ_t
                     [s["grad_estimate"] for s in states],
                     [s["sum_grad_squared"] for s in states],
                     [s["max_grad_norm"] for s in states],
