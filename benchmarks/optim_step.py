@@ -184,9 +184,12 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
     return median
 
 
+RATIO_TICKS = (0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20)
+
+
 def plot(results: dict[str, dict[str, float]], path: str) -> None:
     """One panel per parameter list: each candidate's step time ÷ Adam(fused), log scale."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     from dlskills._plot import new_figure, save_figure
 
@@ -209,8 +212,9 @@ def plot(results: dict[str, dict[str, float]], path: str) -> None:
         ax.set_yticks(range(len(labels)), [label.strip() for label in labels], fontsize=7)
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(RATIO_TICKS))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", which="both", labelsize=7)
         ax.set_xlabel("step time ÷ torch Adam(fused)")
         ax.set_title(shape_name, fontsize=9)
