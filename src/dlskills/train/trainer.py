@@ -285,6 +285,7 @@ class Trainer:
             try:
                 for callback in on_batch_start:
                     callback.on_batch_start(self)
+                inputs, targets = self.batch  # a callback may have replaced it (Mixup)
                 outputs = model(inputs)
                 loss = loss_fn(outputs, targets)
                 self.outputs = outputs

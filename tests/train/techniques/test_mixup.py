@@ -106,6 +106,26 @@ def test_callback_mixes_the_trainer_batch_and_uses_soft_targets():
     assert torch.equal(mixup.tensor_state()["generator"], mixup.generator.get_state())
 
 
+def test_callback_leaves_the_loaders_tensors_alone():
+    """Batches that are views of the dataset (a slicing loader) stay unmixed in the dataset."""
+    x = torch.randn(8, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    original = x.clone()
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    model = torch.nn.Linear(3, 3)
+    mixup = Mixup(0.4, num_classes=3, seed=1)
+    Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        mixup.loss_fn,
+        batches,
+        None,
+        [mixup],
+        max_epochs=2,
+    ).fit()
+    assert torch.equal(x, original)
+
+
 def test_arguments_are_validated():
     with pytest.raises(ValueError, match="alpha"):
         Mixup(0.0, num_classes=3)

@@ -12,9 +12,12 @@ Events, in the order the Trainer fires them::
     on_exception          (before on_fit_end when the fit raised)
 
 Every hook receives the trainer; callbacks read and set its public attributes (model, optimizer,
-scheduler, step, epoch, last_loss, metrics, should_stop, ...). A callback that keeps state
-implements ``state_dict``/``load_state_dict`` so checkpoints restore it; its state must be
-JSON-serialisable (tensors go through the checkpoint's safetensors side via ``tensor_state``).
+scheduler, step, epoch, last_loss, metrics, should_stop, ...); ``on_batch_start`` may replace
+``trainer.batch`` (an ``(inputs, targets)`` pair): the step trains on whatever it holds after
+those hooks, so a callback never needs to write into the loader's tensors. A callback that
+keeps state implements ``state_dict``/``load_state_dict`` so checkpoints restore it; its state
+must be JSON-serialisable (tensors go through the checkpoint's safetensors side via
+``tensor_state``).
 
 Control flow uses exceptions (fastai's Cancel*): raising ``CancelBatch`` from on_batch_start or
 on_after_backward skips the rest of that batch (no optimizer step); ``CancelEpoch`` ends the epoch;

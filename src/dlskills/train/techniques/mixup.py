@@ -145,8 +145,8 @@ class Mixup(Callback):
         self.last = mixup_batch(
             inputs, targets, self.alpha, num_classes=self.num_classes, generator=self.generator
         )
-        with torch.no_grad():
-            inputs.copy_(self.last.inputs)
+        # a new batch, not a write into the loader's tensors (which may be the dataset's own)
+        trainer.batch = (self.last.inputs, targets)
         self._targets_of_last = targets
 
     def loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
