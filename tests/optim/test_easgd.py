@@ -253,3 +253,38 @@ def test_a_failing_closure_leaves_centre_and_workers_in_place(momentum, path):
     torch.testing.assert_close(workers[0], x0 - diff)
     torch.testing.assert_close(param.detach(), centre + diff)
     assert int(optimizer.state[param]["step"]) == 1
+
+
+def test_paths_agree_on_groups_with_different_momentum_and_a_strided_parameter():
+    """Two param groups (EASGD and EAMSGD), one parameter non-contiguous (the fused kernel
+    refuses it, so the default path splits): every path ends at the same centre and workers."""
+
+    def run(**path):
+        generator = torch.Generator().manual_seed(4)
+        plain = torch.randn(40000, generator=generator, dtype=torch.float64)
+        strided = torch.randn(30, 50, generator=generator, dtype=torch.float64).t()
+        nesterov = torch.randn(6, 7, generator=generator, dtype=torch.float64)
+        params = [t.requires_grad_() for t in (plain, strided, nesterov)]
+        optimizer = EASGD(
+            [{"params": params[:2]}, {"params": params[2:], "momentum": 0.6, "lr": 0.02}],
+            lr=0.1,
+            workers=2,
+            tau=2,
+            weight_decay=1e-3,
+            **path,
+        )
+
+        def closure():
+            for p in params:
+                p.grad = torch.sin(3 * p.detach()) + 0.1
+            return torch.tensor(0.0)
+
+        for _ in range(5):
+            optimizer.step(closure)
+        return [p.detach() for p in params] + [optimizer.state[p]["workers"] for p in params]
+
+    reference = run(foreach=False, fused=False)
+    assert not reference[1].is_contiguous()
+    for path in ({"foreach": True}, {}):
+        for a, b in zip(reference, run(**path)):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
