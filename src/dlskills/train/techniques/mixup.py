@@ -17,14 +17,12 @@ no image is resized or moved and every box keeps its coordinates:
 ALL boxes of both images are kept; box j gets the weight of its image (λ or 1 − λ), by which its
 loss is multiplied. The paper draws λ ~ Beta(1.5, 1.5); here λ is an argument.
 
-Deviations: the Trainer runs the model on its local batch tensor and calls ``loss_fn(outputs,
-targets)`` with the loader's integer targets, so the ``Mixup`` callback (i) writes the mixed
-inputs into the batch tensor in place and (ii) supplies the loss through ``Mixup.loss_fn``, which
-uses the mixed soft targets when called with that batch's targets and the plain (optionally
-label-smoothed) cross-entropy otherwise (evaluation). The loader must therefore yield fresh batch
-tensors (DataLoader's default collation does), never views of the stored data. λ is drawn with
-NumPy from a seed taken from the torch ``generator`` because torch's Beta sampler accepts no
-generator.
+Deviations: the Trainer calls ``loss_fn(outputs, targets)`` with the loader's integer targets,
+so the ``Mixup`` callback (i) hands the mixed inputs to the step by replacing ``trainer.batch``
+(the loader's tensors are never written) and (ii) supplies the loss through ``Mixup.loss_fn``,
+which uses the mixed soft targets when called with that batch's targets and the plain
+(optionally label-smoothed) cross-entropy otherwise (evaluation). λ is drawn with NumPy from a
+seed taken from the torch ``generator`` because torch's Beta sampler accepts no generator.
 """
 
 from __future__ import annotations
