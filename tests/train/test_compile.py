@@ -11,6 +11,9 @@ from dlskills.train._registry import TECHNIQUES
 from dlskills.train.callbacks import CALLBACKS
 from dlskills.train.compile import compile_model
 
+# dynamo's tracing touches torch.jit helpers that warn on import in torch 2.13
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def test_wrapper_shares_parameters_and_checkpoints_use_plain_names(parts_factory):
     model, optimizer, loader, _, _ = parts_factory()

@@ -25,9 +25,9 @@ stays eager.
 Zoo optimizers without a functional whose ``step`` calls the dispatcher directly (EASGD's local
 steps and elastic updates, YellowFin) get the same treatment around ``step``. Kernels that only
 move data (EASGD's *enter*, marked ``compile=False`` at their dispatch) stay on the eager path:
-inductor stages a swap through a temporary buffer and ran it ≈ 2× slower than the fused kernel. For other
-optimizers (the torch.optim classics) the whole ``step`` is compiled, as torch's documentation
-shows; torch's own ``fused=True`` CPU kernels are usually the better choice there.
+inductor stages a swap through a temporary buffer and ran it ≈ 2× slower than the fused kernel.
+For other optimizers (the torch.optim classics) the whole ``step`` is compiled, as torch's
+documentation shows; torch's own ``fused=True`` CPU kernels are usually the better choice there.
 
 Compilation happens on the first calls, not in ``compile_step``: the time spent in calls that
 compiled a new graph is accumulated in ``compile_stats(optimizer).compile_seconds`` so

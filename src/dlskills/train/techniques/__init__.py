@@ -1,8 +1,16 @@
 """Training techniques that are not optimizers or callbacks of the loop itself: the Bag of
 Freebies (catalog 1902.04103: mixup, detection mixup, label smoothing, no bias decay; its cosine
 schedule and warm-up are ``dlskills.optim.schedules.build_schedule``) and the large-minibatch
-check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``)."""
+check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``); decoupled
+training with delayed gradients (catalog 1906.09108, ``decoupled``)."""
 
+from dlskills.train.techniques.decoupled import (
+    DecoupledArm,
+    DelayedGradientTrainer,
+    decoupled_check,
+    plot_decoupled,
+    split_sequential,
+)
 from dlskills.train.techniques.label_smoothing import (
     LabelSmoothingCrossEntropy,
     smooth_targets,
@@ -24,15 +32,20 @@ from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
 
 __all__ = [
     "ArmResult",
+    "DecoupledArm",
+    "DelayedGradientTrainer",
     "LabelSmoothingCrossEntropy",
     "LargeBatchResult",
     "MixedBatch",
     "Mixup",
+    "decoupled_check",
     "large_batch_check",
     "mixup_batch",
     "mixup_detection",
     "param_groups_no_bias_decay",
+    "plot_decoupled",
     "sample_lambda",
     "smooth_targets",
     "soft_cross_entropy",
+    "split_sequential",
 ]
