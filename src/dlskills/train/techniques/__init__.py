@@ -2,8 +2,15 @@
 Freebies (catalog 1902.04103: mixup, detection mixup, label smoothing, no bias decay; its cosine
 schedule and warm-up are ``dlskills.optim.schedules.build_schedule``) and the large-minibatch
 check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``); decoupled
-training with delayed gradients (catalog 1906.09108, ``decoupled``)."""
+training with delayed gradients (catalog 1906.09108, ``decoupled``); the consensus-of-models
+prediction filter (catalog 1901.06566, ``consensus``)."""
 
+from dlskills.train.techniques.consensus import (
+    ConsensusFilter,
+    ConsensusPrediction,
+    ConsensusReport,
+    consensus_report,
+)
 from dlskills.train.techniques.decoupled import (
     DecoupledArm,
     DelayedGradientTrainer,
@@ -32,12 +39,16 @@ from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
 
 __all__ = [
     "ArmResult",
+    "ConsensusFilter",
+    "ConsensusPrediction",
+    "ConsensusReport",
     "DecoupledArm",
     "DelayedGradientTrainer",
     "LabelSmoothingCrossEntropy",
     "LargeBatchResult",
     "MixedBatch",
     "Mixup",
+    "consensus_report",
     "decoupled_check",
     "large_batch_check",
     "mixup_batch",
