@@ -2,7 +2,8 @@
 (``dlskills.nn.activations``, catalog 1905.08618), normalisation by name
 (``dlskills.nn.normalization``, catalog norm-layers), the dropout family (``dlskills.nn.dropout``,
 dropout-2014), the SELU kit (``dlskills.nn.selu``,
-1706.02515), Fixup blocks (``dlskills.nn.fixup``, 1901.09321) and functional forms
+1706.02515), Fixup blocks (``dlskills.nn.fixup``, 1901.09321), the selective softmax
+(``dlskills.nn.selective_softmax``, 1801.01687) and functional forms
 (``dlskills.nn.functional``). ``LAYERS`` registers every technique layer by name and catalog id.
 """
 
@@ -21,6 +22,7 @@ from dlskills.nn.conv import (
 from dlskills.nn.dropout import DropConnectLinear, SpatialDropout, drop_connect, spatial_dropout
 from dlskills.nn.fixup import FixupBasicBlock, ScalarBias, ScalarScale, fixup_param_groups
 from dlskills.nn.normalization import NORMS, apply_weight_norm, make_norm
+from dlskills.nn.selective_softmax import SelectiveSoftmax, selective_softmax_check
 from dlskills.nn.selu import (
     SELU_ALPHA,
     SELU_LAMBDA,
@@ -47,6 +49,7 @@ __all__ = [
     "RandomShiftDownsample",
     "ScalarBias",
     "ScalarScale",
+    "SelectiveSoftmax",
     "SelfNormalizingMLP",
     "SpatialDropout",
     "VarGroupConv2d",
@@ -59,5 +62,6 @@ __all__ = [
     "lecun_normal_",
     "make_norm",
     "register_layer",
+    "selective_softmax_check",
     "spatial_dropout",
 ]
