@@ -154,12 +154,14 @@ class SelectiveSoftmax(nn.Module):
 
 @dataclass
 class SelectiveArm:
-    """One arm of the check: its class budget (C: the full softmax), the held-out accuracy and
-    the median wall time of a training step (loss, backward, SGD step)."""
+    """One arm of the check: its class budget (C: the full softmax), the held-out accuracy, the
+    median wall time of a training step (loss, backward, SGD step) and the mean size of the
+    active set."""
 
     active_classes: int
     accuracy: float
     step_ms: float
+    mean_active: float
 
 
 def selective_softmax_check(
@@ -192,6 +194,7 @@ def selective_softmax_check(
         heads.append(head)
         optimizers.append(torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9))
     times: list[list[float]] = [[] for _ in budgets]
+    sizes = [0] * len(budgets)
     batches = torch.Generator().manual_seed(seed + 1)
     for step in range(steps):
         index = torch.randint(0, len(inputs), (batch_size,), generator=batches)
@@ -204,13 +207,15 @@ def selective_softmax_check(
             loss.backward()
             optimizers[arm].step()
             times[arm].append(time.perf_counter() - started)
+            sizes[arm] += len(heads[arm].active_set(x, y))
     arms = []
     targets = torch.arange(num_classes)
-    for budget, head, elapsed in zip(budgets, heads, times):
+    for budget, head, elapsed, size in zip(budgets, heads, times, sizes):
         head.eval()
         with torch.no_grad():
             accuracy = float((head(held_out).argmax(dim=1) == targets).float().mean())
-        arms.append(SelectiveArm(budget, accuracy, 1e3 * float(torch.tensor(elapsed).median())))
+        step_ms = 1e3 * float(torch.tensor(elapsed).median())
+        arms.append(SelectiveArm(budget, accuracy, step_ms, size / steps))
     return arms
 
 
