@@ -3,7 +3,8 @@ Freebies (catalog 1902.04103: mixup, detection mixup, label smoothing, no bias d
 schedule and warm-up are ``dlskills.optim.schedules.build_schedule``) and the large-minibatch
 check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``); decoupled
 training with delayed gradients (catalog 1906.09108, ``decoupled``); the consensus-of-models
-prediction filter (catalog 1901.06566, ``consensus``)."""
+prediction filter (catalog 1901.06566, ``consensus``); layer-wise training then fusion (catalog
+1905.07490, ``layerwise``)."""
 
 from dlskills.train.techniques.consensus import (
     ConsensusFilter,
@@ -28,6 +29,11 @@ from dlskills.train.techniques.large_batch import (
     LargeBatchResult,
     large_batch_check,
 )
+from dlskills.train.techniques.layerwise import (
+    LayerwiseResult,
+    layerwise_check,
+    train_layerwise,
+)
 from dlskills.train.techniques.mixup import (
     MixedBatch,
     Mixup,
@@ -46,11 +52,13 @@ __all__ = [
     "DelayedGradientTrainer",
     "LabelSmoothingCrossEntropy",
     "LargeBatchResult",
+    "LayerwiseResult",
     "MixedBatch",
     "Mixup",
     "consensus_report",
     "decoupled_check",
     "large_batch_check",
+    "layerwise_check",
     "mixup_batch",
     "mixup_detection",
     "param_groups_no_bias_decay",
@@ -59,4 +67,5 @@ __all__ = [
     "smooth_targets",
     "soft_cross_entropy",
     "split_sequential",
+    "train_layerwise",
 ]
