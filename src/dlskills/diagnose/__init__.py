@@ -20,7 +20,8 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "doctor": "doctor",
     "Diagnosis": "doctor",
-    "Check": "doctor",
+    "Check": "verdict",
+    "grade": "verdict",
     "init_check": "init_check",
     "InitCheckResult": "init_check",
     "gradient_flow": "gradient_flow",

@@ -44,7 +44,7 @@ from dlskills.diagnose._hooks import (
     set_diagnostic_mode,
     take_batches,
 )
-from dlskills.diagnose.doctor import Check, grade
+from dlskills.diagnose.verdict import Check, grade
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:

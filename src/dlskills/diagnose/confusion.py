@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from dlskills.diagnose._hooks import check_positive_int, concat_batches, model_device, take_batches
-from dlskills.diagnose.doctor import Check, grade
+from dlskills.diagnose.verdict import Check, grade
 
 # The check grades the 5% quantile of the pairwise cosines (the minimum of ~500 pairs is an
 # extreme value dominated by one hard pair). At init, measured q05: -0.05 to -0.25 for 1-4 layer

@@ -40,63 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VERDICTS: tuple[str, ...] = ("OK", "WARN", "FAIL")
+from dlskills.diagnose.verdict import VERDICTS, Check, grade, worst
 
-
-@dataclass(frozen=True)
-class Check:
-    """One graded measurement: ``value`` compared with ``threshold`` gives ``verdict``."""
-
-    name: str
-    verdict: str
-    value: float
-    threshold: float
-    message: str
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-    def line(self) -> str:
-        return f"{self.verdict:<4} {self.name}: {self.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "verdict": self.verdict,
-            "value": _json_number(self.value),
-            "threshold": _json_number(self.threshold),
-            "message": self.message,
-        }
-
-
-def _json_number(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
-
-
-def grade(
-    name: str,
-    value: float,
-    *,
-    warn: float,
-    fail: float,
-    what: str,
-    lower_is_worse: bool = False,
-) -> Check:
-    """Grade ``value`` against two thresholds; a non-finite value is a FAIL. ``threshold`` is
-    the FAIL limit when failing, else the WARN limit."""
-    value = float(value)
-    worse = (lambda v, t: v < t) if lower_is_worse else (lambda v, t: v > t)
-    if not math.isfinite(value) or worse(value, fail):
-        verdict, threshold = "FAIL", fail
-    elif worse(value, warn):
-        verdict, threshold = "WARN", warn
-    else:
-        verdict, threshold = "OK", warn
-    sign = "<" if lower_is_worse else ">"
-    message = f"{what} = {value:.3g} (WARN {sign} {warn:.3g}, FAIL {sign} {fail:.3g})"
-    return Check(name, verdict, value, threshold, message)
-
+__all__ = ["Check", "Diagnosis", "doctor", "grade", "recommendations_for"]
 
 # What to try when a check is not OK (the "12 tricks" tuning advice of catalog zhihu-12-tricks,
 # plus the underfitting section): data and preprocessing, initialisation, activation choice,
@@ -186,7 +132,7 @@ class Diagnosis:
     @property
     def verdict(self) -> str:
         """The worst verdict of all checks."""
-        return max((c.verdict for c in self.checks), key=VERDICTS.index, default="OK")
+        return worst(c.verdict for c in self.checks)
 
     def summary(self) -> str:
         lines = [check.line() for check in self.checks]

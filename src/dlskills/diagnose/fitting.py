@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from dlskills.diagnose._hooks import check_positive_int, model_device
-from dlskills.diagnose.doctor import Check, grade
+from dlskills.diagnose.verdict import Check, grade
 
 # Overfitting: a train/val accuracy gap of 8 points is noticeable on small data, 20 points means
 # the model memorises (random labels drive it to 1 - 1/C).

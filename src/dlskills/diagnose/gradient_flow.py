@@ -45,7 +45,7 @@ from dlskills.diagnose._hooks import (
     take_batches,
     weight_parameters,
 )
-from dlskills.diagnose.doctor import Check, grade
+from dlskills.diagnose.verdict import Check, grade
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:

@@ -53,7 +53,7 @@ from dlskills.diagnose._hooks import (
     take_batches,
     width,
 )
-from dlskills.diagnose.doctor import Check, grade
+from dlskills.diagnose.verdict import Check, grade
 
 # FM1: a 10x drift of the mean squared length across depth already means a badly scaled init
 # (He init keeps it within a few tens of percent); 100x is the exponential regime of the paper.

@@ -37,7 +37,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from dlskills.diagnose._hooks import check_positive_int, model_device, reinitialize
-from dlskills.diagnose.doctor import Check, grade
+from dlskills.diagnose.verdict import Check, grade
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
