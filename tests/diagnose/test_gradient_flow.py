@@ -25,8 +25,9 @@ def test_norms_match_autograd(classification_batch):
     loss = nn.functional.cross_entropy(model(x), y)
     weights = [model[0].weight, model[2].weight, model[4].weight]
     grads = torch.autograd.grad(loss, weights)
-    torch.testing.assert_close(result.grad_norm, torch.stack([g.norm() for g in grads]))
-    torch.testing.assert_close(result.weight_norm, torch.stack([w.norm() for w in weights]))
+    # the result keeps float64 norms (float32 squares underflow below |g| ~ 1e-19)
+    torch.testing.assert_close(result.grad_norm.float(), torch.stack([g.norm() for g in grads]))
+    torch.testing.assert_close(result.weight_norm.float(), torch.stack([w.norm() for w in weights]))
     assert result.layers == ["0.weight", "2.weight", "4.weight"]
     assert result.loss == pytest.approx(loss.item())
     assert all(p.grad is None for p in model.parameters())  # measured on a copy
@@ -171,3 +172,91 @@ def test_callback_drops_a_sample_whose_step_was_cancelled(classification_batch):
     callback.on_batch_end(trainer)
     callback.on_fit_end(trainer)
     assert callback.history == []
+
+
+def _relative_by_autograd(model, x, y):
+    """|dL/dW_j| / |W_j| of every Linear weight, in float64, straight from autograd."""
+    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+    grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), weights)
+    return torch.stack(
+        [g.double().norm() / w.detach().double().norm() for g, w in zip(grads, weights)]
+    )
+
+
+def test_agreeing_but_tiny_gradients_fail_the_absolute_floor(classification_batch):
+    """24 tanh layers at 0.2x the unit scale: every layer's gradient carries the same product
+    of 23 small Jacobians (|g_j| ~ |δ_j| |h_(j-1)| ~ 0.2^(L-1)), so the layers agree (min/max
+    relative gradient ~0.3) while none can learn: lr·max r_j ~ 1e-20 is far below float32's
+    resolution 1.2e-7."""
+    model = build_mlp([64] * 24, activation=nn.Tanh, weight_scale=0.2)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss(), lr=1e-3)
+    x, y = classification_batch[0]
+    relative = _relative_by_autograd(model, x, y)
+    assert float(relative.min() / relative.max()) > VANISHING_FAIL  # the ratio alone says OK
+    check = {c.name: c for c in result.checks()}["vanishing_gradients"]
+    assert check.verdict == "FAIL"
+    assert check.value == pytest.approx(1e-3 * float(relative.max()), rel=1e-4)
+    assert check.threshold == torch.finfo(torch.float32).eps
+    assert "no layer can learn" in check.message
+    assert result.max_update < torch.finfo(torch.float32).eps * 1e-6  # far below, not marginal
+
+
+def test_update_floor_warns_between_eps_and_1e6(classification_batch):
+    """The same healthy He-init MLP at a learning rate so small that lr·max r_j lands between
+    the two floors: WARN (and OK at the usual 1e-3)."""
+    model = build_mlp([16, 16], weight_scale=HE)
+    x, y = classification_batch[0]
+    largest = float(_relative_by_autograd(model, x, y).max())
+    lr = 3e-7 / largest  # max update 3e-7: below 1e-6, above float32 eps
+    for rate, verdict in ((lr, "WARN"), (1e-3, "OK")):
+        result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss(), lr=rate)
+        assert {c.name: c.verdict for c in result.checks()}["vanishing_gradients"] == verdict
+
+
+def test_a_network_of_exact_zero_gradients_is_a_finding(classification_batch):
+    """The last hidden ReLU layer is dead for every input (bias -100): the output is constant,
+    so every weight gets exactly 0 gradient. No layer is zero-initialised, so these zeros are
+    not structural and vanishing_gradients FAILs (it used to WARN as 'nothing graded')."""
+    model = build_mlp([16, 16], weight_scale=HE)
+    with torch.no_grad():
+        model[2].bias.fill_(-100.0)
+    result = gradient_flow(model, classification_batch, nn.CrossEntropyLoss())
+    assert result.grad_norm.eq(0).all()
+    check = {c.name: c for c in result.checks()}["vanishing_gradients"]
+    assert check.verdict == "FAIL" and check.value == 0.0
+    assert "exactly 0 gradient" in check.message
+
+
+def test_unused_parameters_are_structural(classification_batch):
+    """A weight the forward never uses gets no gradient (grad None): left out, not a FAIL."""
+
+    class WithSpare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = build_mlp([16], weight_scale=HE)
+            self.spare = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.net(x)
+
+    result = gradient_flow(WithSpare(), classification_batch, nn.CrossEntropyLoss())
+    assert result.received.tolist() == [True, True, False]
+    assert result.structural.tolist() == [False, False, True]
+    assert [c.verdict for c in result.checks()] == ["OK", "OK"]
+
+
+def test_subnormal_entries_are_counted():
+    """Weights of 2^-140 (a float32 subnormal) on a unit input: the Linear's outputs are
+    subnormal, so are the ones of the identity after it; the gradients of the weight and bias
+    are 1 (the loss is the output's sum), so no gradient is subnormal."""
+    if torch.set_flush_denormal(False) is False:
+        pytest.skip("no denormal control on this CPU")
+    layer = nn.Linear(4, 3)
+    with torch.no_grad():
+        layer.weight.fill_(2.0**-140)
+        layer.bias.zero_()
+    model = nn.Sequential(layer, nn.Identity())
+    batch = [(torch.ones(2, 4), torch.zeros(2, 3))]
+    result = gradient_flow(model, batch, lambda out, y: out.sum())
+    assert result.subnormal_activations == 1.0  # 6 + 6 outputs, all subnormal
+    assert result.subnormal_gradients == 0.0

@@ -45,7 +45,7 @@ from dlskills.diagnose._hooks import (
     take_batches,
     weight_parameters,
 )
-from dlskills.diagnose.verdict import Check, grade
+from dlskills.diagnose.verdict import VERDICTS, Check, grade
 from dlskills.train.callbacks.base import Callback
 
 if TYPE_CHECKING:
@@ -63,32 +63,85 @@ VANISHING_FAIL = 1e-4
 # near 1e-3).
 EXPLODING_WARN = 3.0
 EXPLODING_FAIL = 30.0
+# The absolute criterion ("can any layer learn?"). The ratio above only sees layers that
+# disagree; a net whose every layer has a tiny gradient (a deep tanh MLP far below the Xavier
+# scale: |g|/|W| ~ 1e-16 in every layer) passes it. One SGD step at learning rate lr changes
+# layer j by |ΔW_j|/|W_j| = lr r_j, so the largest possible relative step is lr max_j r_j:
+# * FAIL below the resolution of the weights' float type, eps = torch.finfo(dtype).eps
+#   (2^-23 ≈ 1.2e-7 for float32): w + Δw rounds back to w, no weight of any layer changes.
+#   Adam does not rescue it: its step lr g/(√v + 1e-8) is itself tiny once the per-element
+#   gradient is far below its ε = 1e-8.
+# * WARN below 1e-6: healthy nets step near 1e-3 of their weights (measured at lr = 1e-3: the
+#   digits CNN's largest lr·r_j is 2e-4..4e-4), so the best layer learns >= 1000x slower and
+#   needs 10^4 steps to move 1 %.
+UPDATE_FLOOR_WARN = 1e-6
+# The learning rate of the absolute criterion when none is given (the doctor's short-fit default).
+DEFAULT_LR = 1e-3
+_FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
 
 
 def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(torch._foreach_norm(tensors)).float()
+    """Euclidean norms in float64: in float32 the squares of entries below ~1e-19 underflow and a
+    small but non-zero gradient would read as exactly 0."""
+    return torch.stack(torch._foreach_norm([t.detach().double() for t in tensors]))
+
+
+def _fraction(value: float | None) -> str:
+    return f"{value:.1%}" if value is not None else "n/a"
 
 
 @dataclass(frozen=True)
 class GradientFlowResult:
-    """Per-layer gradient and weight norms at one point of training."""
+    """Per-layer gradient and weight norms at one point of training.
+
+    ``received[j]`` is False for a parameter that no gradient reached (unused by the forward);
+    ``lr`` and ``eps`` (the float resolution of the weights) set the absolute no-learning floor;
+    ``subnormal_gradients`` / ``subnormal_activations`` are the fractions of entries that are
+    subnormal floats (None when not measured)."""
 
     layers: list[str]
     grad_norm: torch.Tensor
     weight_norm: torch.Tensor
     loss: float
+    received: torch.Tensor | None = None
+    lr: float = DEFAULT_LR
+    eps: float = _FLOAT32_EPS
+    subnormal_gradients: float | None = None
+    subnormal_activations: float | None = None
 
     @property
     def relative(self) -> torch.Tensor:
-        return self.grad_norm / self.weight_norm.clamp_min(torch.finfo(torch.float32).tiny)
+        """r_j = |g_j| / |W_j| in float64 (a zero weight is clamped to 1e-300)."""
+        return self.grad_norm.double() / self.weight_norm.double().clamp_min(1e-300)
+
+    @property
+    def _received(self) -> torch.Tensor:
+        if self.received is None:
+            return torch.ones(len(self.layers), dtype=torch.bool)
+        return self.received.bool()
+
+    @property
+    def blocked(self) -> torch.Tensor:
+        """Layers that take part in the loss with non-zero weights yet get exactly 0 gradient."""
+        return self._received & (self.weight_norm != 0) & (self.grad_norm == 0)
+
+    @property
+    def structural(self) -> torch.Tensor:
+        """Layers left out of the verdicts because their zeros are by construction: no gradient
+        reaches them (unused parameters), their weight is exactly 0 (a zero-initialised
+        classifier or residual branch, Fixup), or — only when such a zero layer exists — their
+        gradient is exactly 0 because it flows through that layer. Exact-zero gradients in a
+        network with no zero layer are a finding (dead units, underflow), not structure."""
+        zero_weight = self.weight_norm == 0
+        out = ~self._received | zero_weight
+        if bool(zero_weight.any()):
+            out = out | self.blocked
+        return out
 
     @property
     def graded(self) -> torch.Tensor:
-        """Layers the verdicts compare: weight and gradient both non-zero. Exact zeros are
-        structural at init (zero-initialised residual branches, Fixup, a zero classifier, and
-        the layers whose gradient only flows through such a branch) and not a vanishing or
-        exploding product of Jacobians; non-finite norms stay in and fail the checks."""
-        return (self.weight_norm != 0) & (self.grad_norm != 0)
+        """Layers the verdicts compare (see ``structural``); non-finite norms stay in."""
+        return ~self.structural
 
     def _graded_relative(self) -> torch.Tensor:
         relative = self.relative[self.graded]
@@ -96,39 +149,79 @@ class GradientFlowResult:
 
     @property
     def vanishing(self) -> float:
+        """min_j r_j / max_j r_j over the graded layers (0 when one gets exactly 0)."""
         relative = self._graded_relative()
-        return float(relative.min() / relative.max().clamp_min(torch.finfo(torch.float32).tiny))
+        return float(relative.min() / relative.max().clamp_min(1e-300))
 
     @property
     def exploding(self) -> float:
         return float(self._graded_relative().max())
 
+    @property
+    def max_update(self) -> float:
+        """lr max_j r_j: the largest relative change one SGD step at ``lr`` makes to a layer."""
+        return self.lr * self.exploding
+
+    def _zero_layer_learns(self) -> bool:
+        """A zero-initialised layer with a non-zero gradient moves off 0: the net can learn."""
+        return bool(((self.weight_norm == 0) & (self.grad_norm != 0) & self._received).any())
+
     def checks(self) -> list[Check]:
         relative = self.relative
-        finite = bool(torch.isfinite(relative).all()) and math.isfinite(self.loss)
-        if finite and not bool(self.graded.any()):
-            message = (
-                "no layer has both non-zero weights and a non-zero gradient (a zero-initialised "
-                "output layer blocks the flow at these weights); diagnose again after a few steps"
-            )
+        graded = self.graded
+        finite = bool(torch.isfinite(self.grad_norm).all()) and math.isfinite(self.loss)
+        if finite and not bool(graded.any()):
+            if bool((self.weight_norm == 0).any()):
+                message = (
+                    "no layer has both non-zero weights and a non-zero gradient (a "
+                    "zero-initialised output layer blocks the flow at these weights); diagnose "
+                    "again after a few steps"
+                )
+                return [
+                    Check("vanishing_gradients", "WARN", math.nan, VANISHING_WARN, message),
+                    Check("exploding_gradients", "WARN", math.nan, EXPLODING_WARN, message),
+                ]
+            message = "no weight receives a gradient: the loss does not depend on the parameters"
             return [
-                Check("vanishing_gradients", "WARN", math.nan, VANISHING_WARN, message),
-                Check("exploding_gradients", "WARN", math.nan, EXPLODING_WARN, message),
+                Check("vanishing_gradients", "FAIL", 0.0, VANISHING_FAIL, message),
+                Check("exploding_gradients", "OK", 0.0, EXPLODING_WARN, message),
             ]
-        graded = self.graded if bool(self.graded.any()) else torch.ones_like(self.graded)
         names = [name for name, keep in zip(self.layers, graded.tolist()) if keep]
         kept = relative[graded]
         first, last = names[int(kept.argmin())], names[int(kept.argmax())]
         excluded = len(self.layers) - len(names)
-        note = f"; {excluded} layers with zero weights or gradients left out" if excluded else ""
+        note = f"; {excluded} layers with structural zeros left out" if excluded else ""
+        zeros = int((self.blocked & graded).sum())
+        if zeros:
+            note += f"; {zeros} of {len(names)} layers get exactly 0 gradient"
+        subnormal = ""
+        if self.subnormal_gradients or self.subnormal_activations:
+            subnormal = (
+                f"; subnormal floats: {_fraction(self.subnormal_gradients)} of gradient and "
+                f"{_fraction(self.subnormal_activations)} of activation entries"
+            )
         vanishing = grade(
             "vanishing_gradients",
             self.vanishing if finite else math.nan,
             warn=VANISHING_WARN,
             fail=VANISHING_FAIL,
             lower_is_worse=True,
-            what=f"smallest/largest relative gradient |g|/|W| ({first} vs {last}{note})",
+            what=f"smallest/largest relative gradient |g|/|W| ({first} vs {last}{note}{subnormal})",
         )
+        if finite and not self._zero_layer_learns():
+            floor = grade(
+                "vanishing_gradients",
+                self.max_update,
+                warn=UPDATE_FLOOR_WARN,
+                fail=self.eps,
+                lower_is_worse=True,
+                what=f"no layer can learn: one SGD step at lr={self.lr:.3g} changes a layer by at "
+                f"most lr·|g|/|W| ({last}), against the weights' float resolution "
+                f"eps={self.eps:.3g}; the layers agree with each other (smallest/largest "
+                f"relative gradient {self.vanishing:.3g}{note}{subnormal})",
+            )
+            if VERDICTS.index(floor.verdict) > VERDICTS.index(vanishing.verdict):
+                vanishing = floor
         exploding = grade(
             "exploding_gradients",
             self.exploding if finite else math.inf,
@@ -144,22 +237,50 @@ class GradientFlowResult:
             "grad_norm": self.grad_norm.tolist(),
             "weight_norm": self.weight_norm.tolist(),
             "relative": self.relative.tolist(),
+            "received": self._received.tolist(),
+            "structural": self.structural.tolist(),
             "loss": self.loss,
+            "lr": self.lr,
+            "eps": self.eps,
+            "max_update": self.max_update,
+            "subnormal_gradients": self.subnormal_gradients,
+            "subnormal_activations": self.subnormal_activations,
         }
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Bar chart of |g_j| and |g_j|/|W_j| per layer (log scale)."""
+        """Bar chart of |g_j| and |g_j|/|W_j| per layer (log scale), with the exploding limit
+        and the no-learning floor eps/lr as labelled lines."""
         from dlskills._plot import new_figure, save_figure
 
         fig, ax = new_figure(size=(max(6.0, 0.35 * len(self.layers)), 4.0))
         index = torch.arange(len(self.layers)).numpy()
-        grad, relative = self.grad_norm.clamp_min(1e-30), self.relative.clamp_min(1e-30)
-        ax.bar(index - 0.2, grad.numpy(), width=0.4, label="|grad|")
-        ax.bar(index + 0.2, relative.numpy(), width=0.4, label="|grad| / |W|")
-        ax.axhline(EXPLODING_FAIL, color="red", linestyle="--", linewidth=0.8)
-        ax.set(yscale="log", ylabel="norm", title="Gradient flow per layer (input → output)")
+        tiny = 1e-45
+        grad = self.grad_norm.double().clamp_min(tiny)
+        relative = self.relative.clamp(tiny, 1e30)
+        ax.bar(index - 0.2, grad.numpy(), width=0.4, label="|grad| (loss units per weight unit)")
+        ax.bar(index + 0.2, relative.numpy(), width=0.4, label="|grad| / |W| (per unit lr)")
+        ax.axhline(
+            EXPLODING_FAIL,
+            color="red",
+            linestyle="--",
+            linewidth=0.8,
+            label=f"exploding FAIL: |g|/|W| > {EXPLODING_FAIL:g}",
+        )
+        ax.axhline(
+            self.eps / self.lr,
+            color="purple",
+            linestyle=":",
+            linewidth=0.8,
+            label=f"no-learning floor eps/lr = {self.eps / self.lr:.2g} (lr={self.lr:g})",
+        )
+        ax.set(
+            yscale="log",
+            xlabel="weight (input → output)",
+            ylabel="norm (log scale)",
+            title="Gradient flow per layer",
+        )
         ax.set_xticks(index.tolist(), self.layers, rotation=70, fontsize=7)
-        ax.legend()
+        ax.legend(fontsize=7)
         return save_figure(fig, path)
 
 
@@ -178,25 +299,63 @@ def _loss_and_grads(
     return total
 
 
+def _subnormal_counts(tensor: torch.Tensor) -> tuple[int, int]:
+    """(subnormal entries, all entries) of a floating tensor."""
+    if not tensor.is_floating_point():
+        return 0, 0
+    tiny = torch.finfo(tensor.dtype).tiny
+    count = int(((tensor != 0) & (tensor.abs() < tiny)).sum())
+    return count, tensor.numel()
+
+
 def gradient_flow(
     model: nn.Module,
     loader: Iterable[Any],
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     num_batches: int = 1,
+    lr: float = DEFAULT_LR,
 ) -> GradientFlowResult:
     """Per-layer gradient norms of ``loss_fn`` on the first batches, at the current weights
-    (computed on a copy: the user's model and its .grad are untouched)."""
+    (computed on a copy: the user's model and its .grad are untouched). ``lr`` sets the
+    absolute no-learning floor (see ``UPDATE_FLOOR_WARN``). The same pass counts the subnormal
+    entries of every leaf module's outputs and of the gradients (measure with denormals not
+    flushed to see them)."""
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
     probe = set_diagnostic_mode(detached_copy(model))
     batches = take_batches(loader, num_batches, model_device(probe))
-    loss = _loss_and_grads(probe, batches, loss_fn)
+    counts = [0, 0]
+
+    def census(module: nn.Module, inputs: Any, output: Any) -> None:
+        del module, inputs
+        for tensor in output if isinstance(output, tuple | list) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                subnormal, total = _subnormal_counts(tensor.detach())
+                counts[0] += subnormal
+                counts[1] += total
+
+    leaves = [m for m in probe.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(census) for m in leaves]
+    try:
+        loss = _loss_and_grads(probe, batches, loss_fn)
+    finally:
+        for handle in handles:
+            handle.remove()
     named = weight_parameters(probe)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for _, p in named]
+    grad_counts = [_subnormal_counts(p.grad) for p in probe.parameters() if p.grad is not None]
+    grad_total = sum(total for _, total in grad_counts)
     return GradientFlowResult(
         layers=[n for n, _ in named],
         grad_norm=_norms(grads).cpu(),
         weight_norm=_norms([p.detach() for _, p in named]).cpu(),
         loss=loss,
+        received=torch.tensor([p.grad is not None for _, p in named]),
+        lr=float(lr),
+        eps=float(torch.finfo(named[0][1].dtype).eps),
+        subnormal_gradients=sum(c for c, _ in grad_counts) / grad_total if grad_total else None,
+        subnormal_activations=counts[0] / counts[1] if counts[1] else None,
     )
 
 
