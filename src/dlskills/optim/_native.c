@@ -287,18 +287,22 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
  * row holds the centre x̃ (with momentum δ, ``scratch`` holds x_k and the parameters x_k + δ·v_k,
  * the point where its gradient is taken). Every buffer a kernel writes it also reads, so no
  * write costs a read-for-ownership besides: K = 1, δ = 0 streams 9 parameter-sized buffers a step.
- * Enter (before the first worker):   row_1 ← x̃;  θ ← x_1 (+ δ·v_1, scratch ← x_1)
- * Leave worker k (its closure left g at θ):
- *   v_k ← δ·v_k − η·(g + wd·θ);  x_k ← x_k + v_k     (δ = 0: x_k ← x_k − η·(g + wd·θ), no v)
- *   on a communication step:  d = α·(x_k − x̃);  x_k ← x_k − d;  x̃ ← x̃ + d
+ * Enter (before the first worker):   row_1 ← x̃;  θ ← x_1 (+ δ·v_1, scratch ← x_1);
+ *   synchronous communication step:  pending ← x̃ as well
+ * Leave worker k (its closure left g at θ; x is x_k as the closure saw it, before any update):
+ *   g ← g + wd·θ
+ *   on a communication step:  d = α·(x − x̃);  x_k ← x − d;
+ *                             x̃ ← x̃ + d (asynchronous)  or  pending ← pending + d (synchronous,
+ *                             every worker's d against the same x̃_t)
+ *   v_k ← δ·v_k − η·g;  x_k ← x_k + v_k     (δ = 0: x_k ← x_k − η·g, no v)
  *   row_k ← x_k;  then row_{k+1} ← x̃, θ ← x_{k+1} (+ δ·v_{k+1}, scratch ← x_{k+1}),
- *   or θ ← x̃ after the last worker.
- * A tensor without a gradient (grads == NULL) skips the local step.
+ *   or θ ← x̃ (synchronous communication step: θ ← pending) after the last worker.
+ * A tensor without a gradient (grads == NULL) skips the local step (not the elastic one).
  * The elastic update of one worker against the centre alone (elastic_average_):
  *   d = α·(x_k − x̃);  x_k ← x_k − d;  x̃ ← x̃ + d */
 #define DEFINE_EASGD(T, SUFFIX)                                                                   \
     typedef struct {                                                                              \
-        T **params, **workers, **velocities, **scratch;                                           \
+        T **params, **workers, **velocities, **scratch, **pending;                                \
         double momentum;                                                                          \
     } easgd_enter_args_##SUFFIX;                                                                  \
                                                                                                   \
@@ -306,6 +310,10 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
                                            int64_t end) {                                         \
         const easgd_enter_args_##SUFFIX *a = raw;                                                 \
         T *restrict p = a->params[t], *restrict w = a->workers[t];                                \
+        if (a->pending) {                                                                         \
+            T *restrict q = a->pending[t];                                                        \
+            for (int64_t i = begin; i < end; ++i) q[i] = p[i];                                    \
+        }                                                                                         \
         if (a->momentum == 0) {                                                                   \
             for (int64_t i = begin; i < end; ++i) {                                               \
                 T centre = p[i];                                                                  \
@@ -326,13 +334,15 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
     }                                                                                             \
                                                                                                   \
     void easgd_enter_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **workers,  \
-                              T **velocities, T **scratch, double momentum, int n_threads) {      \
-        easgd_enter_args_##SUFFIX args = {params, workers, velocities, scratch, momentum};        \
+                              T **velocities, T **scratch, T **pending, double momentum,          \
+                              int n_threads) {                                                    \
+        easgd_enter_args_##SUFFIX args = {params, workers, velocities, scratch, pending,          \
+                                          momentum};                                              \
         parallel_pieces(easgd_enter_piece_##SUFFIX, &args, numels, n_tensors, n_threads);         \
     }                                                                                             \
                                                                                                   \
     typedef struct {                                                                              \
-        T **params, **grads, **velocities, **workers, **scratch, **next_workers,                  \
+        T **params, **grads, **velocities, **workers, **scratch, **pending, **next_workers,       \
             **next_velocities;                                                                    \
         double momentum, lr, weight_decay, alpha;                                                 \
         int communicate;                                                                          \
@@ -342,19 +352,28 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
     static inline __attribute__((always_inline)) void easgd_leave_loop_##SUFFIX(                  \
         const easgd_leave_args_##SUFFIX *a, int64_t t, int64_t begin, int64_t end,                \
         const int stepped, const int momentum_on, const int decayed, const int communicate,       \
-        const int last) {                                                                         \
+        const int last, const int synchronous) {                                                  \
         T *restrict p = a->params[t], *restrict w = a->workers[t];                                \
         T *restrict s = momentum_on ? a->scratch[t] : 0;                                          \
         T *restrict v = momentum_on ? a->velocities[t] : 0;                                       \
+        T *restrict q = synchronous ? a->pending[t] : 0;                                          \
         T *restrict next_w = last ? 0 : a->next_workers[t];                                       \
         const T *restrict g = stepped ? a->grads[t] : 0;                                          \
         const T *restrict next_v = last || !momentum_on ? 0 : a->next_velocities[t];              \
         const T momentum = (T)a->momentum, lr = (T)a->lr, decay = (T)a->weight_decay;             \
         const T alpha = (T)a->alpha;                                                              \
         _Pragma("GCC ivdep") for (int64_t i = begin; i < end; ++i) {                              \
-            T x = momentum_on ? s[i] : p[i], centre = w[i];                                       \
+            T x = momentum_on ? s[i] : p[i], centre = w[i], grad = 0;                             \
+            if (stepped) grad = decayed ? g[i] + decay * p[i] : g[i];                             \
+            if (communicate) {                                                                    \
+                T diff = (x - centre) * alpha;                                                    \
+                x = x - diff;                                                                     \
+                if (synchronous)                                                                  \
+                    q[i] = q[i] + diff;                                                           \
+                else                                                                              \
+                    centre = centre + diff;                                                       \
+            }                                                                                     \
             if (stepped) {                                                                        \
-                T grad = decayed ? g[i] + decay * p[i] : g[i];                                    \
                 if (momentum_on) {                                                                \
                     T vi = v[i] * momentum - lr * grad;                                           \
                     v[i] = vi;                                                                    \
@@ -363,14 +382,9 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
                     x = x - lr * grad;                                                            \
                 }                                                                                 \
             }                                                                                     \
-            if (communicate) {                                                                    \
-                T diff = (x - centre) * alpha;                                                    \
-                x = x - diff;                                                                     \
-                centre = centre + diff;                                                           \
-            }                                                                                     \
             w[i] = x;                                                                             \
             if (last) {                                                                           \
-                p[i] = centre;                                                                    \
+                p[i] = synchronous ? q[i] : centre;                                               \
             } else {                                                                              \
                 T next = next_w[i];                                                               \
                 next_w[i] = centre;                                                               \
@@ -387,23 +401,25 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
     static void easgd_leave_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin,             \
                                            int64_t end) {                                         \
         const easgd_leave_args_##SUFFIX *a = raw;                                                 \
+        const int communicate = a->communicate != 0;                                              \
         const int variant = (a->grads != 0) | (a->momentum != 0) << 1                             \
-                            | (a->weight_decay != 0) << 2 | (a->communicate != 0) << 3            \
-                            | (a->next_workers == 0) << 4;                                        \
+                            | (a->weight_decay != 0) << 2 | communicate << 3                      \
+                            | (a->next_workers == 0) << 4                                         \
+                            | (communicate && a->pending != 0) << 5;                              \
         switch (variant) {                                                                        \
             EASGD_VARIANTS(SUFFIX)                                                                \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
     void easgd_leave_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,    \
-                              T **velocities, T **workers, T **scratch, T **next_workers,         \
-                              T **next_velocities, double momentum, double lr,                    \
+                              T **velocities, T **workers, T **scratch, T **pending,              \
+                              T **next_workers, T **next_velocities, double momentum, double lr,  \
                               double weight_decay, double alpha, int communicate,                 \
                               int n_threads) {                                                    \
-        easgd_leave_args_##SUFFIX args = {params,  grads,        velocities,   workers,           \
-                                          scratch, next_workers, next_velocities,                 \
-                                          momentum, lr,          weight_decay, alpha,             \
-                                          communicate};                                           \
+        easgd_leave_args_##SUFFIX args = {params,       grads,           velocities, workers,     \
+                                          scratch,      pending,         next_workers,            \
+                                          next_velocities, momentum,     lr,                      \
+                                          weight_decay, alpha,           communicate};            \
         parallel_pieces(easgd_leave_piece_##SUFFIX, &args, numels, n_tensors, n_threads);         \
     }                                                                                             \
                                                                                                   \
@@ -429,12 +445,73 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
         parallel_pieces(elastic_piece_##SUFFIX, &args, numels, n_tensors, n_threads);             \
     }
 
-/* the 32 cases of easgd_leave's switch: bit 0 stepped, 1 momentum, 2 decay, 3 communicate,
- * 4 last */
+/* ---- One EASGD worker's local step given its elastic difference d (easgd.py's worker_step_,
+ * used by dlskills.distributed.easgd): θ holds x (δ = 0) or the look-ahead point x + δ·v where the
+ * gradient g was taken, ``xs`` holds x when δ > 0.
+ *   g ← g + wd·θ;  x ← x − d (when d is given);  v ← δ·v − η·g;  x ← x + v;  θ ← x + δ·v
+ *   (δ = 0: x ← x − η·g, θ is x) */
+#define DEFINE_EASGD_WORKER(T, SUFFIX)                                                            \
+    typedef struct {                                                                              \
+        T **params, **grads, **xs, **velocities, **diffs;                                         \
+        double momentum, lr, weight_decay;                                                        \
+    } easgd_worker_args_##SUFFIX;                                                                 \
+                                                                                                  \
+    static inline __attribute__((always_inline)) void easgd_worker_loop_##SUFFIX(                 \
+        const easgd_worker_args_##SUFFIX *a, int64_t t, int64_t begin, int64_t end,               \
+        const int momentum_on, const int decayed, const int elastic) {                            \
+        T *restrict p = a->params[t];                                                             \
+        const T *restrict g = a->grads[t];                                                        \
+        T *restrict xs = momentum_on ? a->xs[t] : 0;                                              \
+        T *restrict v = momentum_on ? a->velocities[t] : 0;                                       \
+        const T *restrict d = elastic ? a->diffs[t] : 0;                                          \
+        const T momentum = (T)a->momentum, lr = (T)a->lr, decay = (T)a->weight_decay;             \
+        _Pragma("GCC ivdep") for (int64_t i = begin; i < end; ++i) {                              \
+            T grad = decayed ? g[i] + decay * p[i] : g[i];                                        \
+            T x = momentum_on ? xs[i] : p[i];                                                     \
+            if (elastic) x = x - d[i];                                                            \
+            if (momentum_on) {                                                                    \
+                T vi = v[i] * momentum - lr * grad;                                               \
+                v[i] = vi;                                                                        \
+                x = x + vi;                                                                       \
+                xs[i] = x;                                                                        \
+                p[i] = x + momentum * vi;                                                         \
+            } else {                                                                              \
+                p[i] = x - lr * grad;                                                             \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static void easgd_worker_piece_##SUFFIX(const void *raw, int64_t t, int64_t begin,            \
+                                            int64_t end) {                                        \
+        const easgd_worker_args_##SUFFIX *a = raw;                                                \
+        const int variant = (a->momentum != 0) | (a->weight_decay != 0) << 1                      \
+                            | (a->diffs != 0) << 2;                                               \
+        switch (variant) {                                                                        \
+            case 0: easgd_worker_loop_##SUFFIX(a, t, begin, end, 0, 0, 0); break;                 \
+            case 1: easgd_worker_loop_##SUFFIX(a, t, begin, end, 1, 0, 0); break;                 \
+            case 2: easgd_worker_loop_##SUFFIX(a, t, begin, end, 0, 1, 0); break;                 \
+            case 3: easgd_worker_loop_##SUFFIX(a, t, begin, end, 1, 1, 0); break;                 \
+            case 4: easgd_worker_loop_##SUFFIX(a, t, begin, end, 0, 0, 1); break;                 \
+            case 5: easgd_worker_loop_##SUFFIX(a, t, begin, end, 1, 0, 1); break;                 \
+            case 6: easgd_worker_loop_##SUFFIX(a, t, begin, end, 0, 1, 1); break;                 \
+            case 7: easgd_worker_loop_##SUFFIX(a, t, begin, end, 1, 1, 1); break;                 \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    void easgd_worker_##SUFFIX(int64_t n_tensors, const int64_t *numels, T **params, T **grads,   \
+                               T **xs, T **velocities, T **diffs, double momentum, double lr,     \
+                               double weight_decay, int n_threads) {                              \
+        easgd_worker_args_##SUFFIX args = {params,   grads, xs,          velocities, diffs,       \
+                                           momentum, lr,    weight_decay};                        \
+        parallel_pieces(easgd_worker_piece_##SUFFIX, &args, numels, n_tensors, n_threads);        \
+    }
+
+/* the 64 cases of easgd_leave's switch: bit 0 stepped, 1 momentum, 2 decay, 3 communicate,
+ * 4 last, 5 synchronous (set only with communicate: the other 16 cases never run) */
 #define EASGD_CASE(SUFFIX, V)                                                                     \
     case V:                                                                                       \
         easgd_leave_loop_##SUFFIX(a, t, begin, end, (V)&1, (V) >> 1 & 1, (V) >> 2 & 1,            \
-                                  (V) >> 3 & 1, (V) >> 4 & 1);                                    \
+                                  (V) >> 3 & 1, (V) >> 4 & 1, (V) >> 5 & 1);                      \
         break;
 #define EASGD_CASES_8(SUFFIX, B)                                                                  \
     EASGD_CASE(SUFFIX, B + 0) EASGD_CASE(SUFFIX, B + 1) EASGD_CASE(SUFFIX, B + 2)                 \
@@ -442,7 +519,7 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
     EASGD_CASE(SUFFIX, B + 6) EASGD_CASE(SUFFIX, B + 7)
 #define EASGD_VARIANTS(SUFFIX)                                                                    \
     EASGD_CASES_8(SUFFIX, 0) EASGD_CASES_8(SUFFIX, 8) EASGD_CASES_8(SUFFIX, 16)                   \
-    EASGD_CASES_8(SUFFIX, 24)
+    EASGD_CASES_8(SUFFIX, 24) EASGD_CASES_8(SUFFIX, 40) EASGD_CASES_8(SUFFIX, 56)
 
 DEFINE_ADABOUND(float, sqrtf, f32)
 DEFINE_ADABOUND(double, sqrt, f64)
@@ -454,3 +531,5 @@ DEFINE_STORM(float, f32)
 DEFINE_STORM(double, f64)
 DEFINE_EASGD(float, f32)
 DEFINE_EASGD(double, f64)
+DEFINE_EASGD_WORKER(float, f32)
+DEFINE_EASGD_WORKER(double, f64)

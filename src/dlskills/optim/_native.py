@@ -71,11 +71,15 @@ _SIGNATURES: dict[str, list[Any]] = {
     + [_pointers_p] * 4
     + [ctypes.c_double] * 4
     + [ctypes.c_int],
-    "easgd_enter": [ctypes.c_int64, _int64_p] + [_pointers_p] * 4 + [ctypes.c_double, ctypes.c_int],
+    "easgd_enter": [ctypes.c_int64, _int64_p] + [_pointers_p] * 5 + [ctypes.c_double, ctypes.c_int],
     "easgd_leave": [ctypes.c_int64, _int64_p]
-    + [_pointers_p] * 7
+    + [_pointers_p] * 8
     + [ctypes.c_double] * 4
     + [ctypes.c_int, ctypes.c_int],
+    "easgd_worker": [ctypes.c_int64, _int64_p]
+    + [_pointers_p] * 5
+    + [ctypes.c_double] * 3
+    + [ctypes.c_int],
     "elastic": [ctypes.c_int64, _int64_p, _pointers_p, _pointers_p, ctypes.c_double, ctypes.c_int],
     "storm": [ctypes.c_int64, _int64_p]
     + [_pointers_p] * 6
@@ -387,22 +391,28 @@ def storm(
     )
 
 
+def _optional(tensors: Sequence[Tensor]) -> Any:
+    return _pointers(tensors) if tensors else None
+
+
 def easgd_enter(
     params: list[Tensor],
     workers: list[Tensor],
     velocities: list[Tensor],
     scratch: list[Tensor],
+    pending: list[Tensor],
     *,
     momentum: float,
 ) -> None:
     _call(
         "easgd_enter",
         params,
-        (params, workers, scratch),
+        (params, workers, scratch, pending),
         _pointers(params),
         _pointers(workers),
-        _pointers(velocities) if velocities else None,
+        _optional(velocities),
         _pointers(scratch),
+        _optional(pending),
         momentum,
     )
 
@@ -413,6 +423,7 @@ def easgd_leave(
     velocities: list[Tensor],
     workers: list[Tensor],
     scratch: list[Tensor],
+    pending: list[Tensor],
     next_workers: list[Tensor],
     next_velocities: list[Tensor],
     *,
@@ -425,19 +436,46 @@ def easgd_leave(
     _call(
         "easgd_leave",
         params,
-        (params, velocities, workers, scratch, next_workers),
+        (params, velocities, workers, scratch, pending, next_workers),
         _pointers(params),
-        _pointers(grads) if grads else None,
-        _pointers(velocities) if velocities else None,
+        _optional(grads),
+        _optional(velocities),
         _pointers(workers),
         _pointers(scratch),
-        _pointers(next_workers) if next_workers else None,
-        _pointers(next_velocities) if next_velocities else None,
+        _optional(pending),
+        _optional(next_workers),
+        _optional(next_velocities),
         momentum,
         lr,
         weight_decay,
         alpha,
         int(communicate),
+    )
+
+
+def easgd_worker(
+    params: list[Tensor],
+    grads: list[Tensor],
+    xs: list[Tensor],
+    velocities: list[Tensor],
+    diffs: list[Tensor],
+    *,
+    momentum: float,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    _call(
+        "easgd_worker",
+        params,
+        (params, xs, velocities),
+        _pointers(params),
+        _pointers(grads),
+        _optional(xs),
+        _optional(velocities),
+        _optional(diffs),
+        momentum,
+        lr,
+        weight_decay,
     )
 
 
