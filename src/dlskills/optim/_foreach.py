@@ -28,6 +28,7 @@ explicit ``foreach`` never fuses.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -152,18 +153,23 @@ def new_step_counter() -> Tensor:
     return torch.tensor(0.0, dtype=torch.float32)
 
 
+def _is_real_number(value: Any) -> bool:
+    """An int or float that is finite; bools are not numbers here (``lr=True`` is a mistake)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_nonnegative(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and value >= 0.0):
-        raise ValueError(f"Invalid {name}: {value!r} (must be a number >= 0)")
+    if not (_is_real_number(value) and value >= 0.0):
+        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number >= 0)")
 
 
 def check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and value > 0.0):
-        raise ValueError(f"Invalid {name}: {value!r} (must be a number > 0)")
+    if not (_is_real_number(value) and value > 0.0):
+        raise ValueError(f"Invalid {name}: {value!r} (must be a finite number > 0)")
 
 
 def check_unit_interval(name: str, value: float, *, closed_top: bool = False) -> None:
-    ok = isinstance(value, int | float) and (0.0 <= value <= 1.0 if closed_top else 0 <= value < 1)
+    ok = _is_real_number(value) and (0.0 <= value <= 1.0 if closed_top else 0 <= value < 1)
     if not ok:
         bound = "[0, 1]" if closed_top else "[0, 1)"
         raise ValueError(f"Invalid {name}: {value!r} (must be in {bound})")
