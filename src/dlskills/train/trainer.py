@@ -43,6 +43,9 @@ from dlskills.train.callbacks.base import (
     overrides,
 )
 from dlskills.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dlskills.train.strategy import Strategy, unwrap
+
+PRECISIONS = ("32", "bf16")
 
 _INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
@@ -61,6 +64,14 @@ class Trainer:
     train_loader, val_loader, callbacks, step, epoch, batch_idx, batch, outputs, last_loss,
     metrics, history, should_stop, stop_reason, run_dir, device, config, last_checkpoint, and
     ``loss`` (the latest loss tensor, on the device).
+
+    ``strategy`` spreads the fit over processes (``dlskills.distributed``; default one process).
+    ``accumulate_grad_batches`` = K sums the gradients of K loader batches (each loss divided by
+    the number of batches in its group) before one optimizer step, which equals one step on the
+    K-times larger batch when the batches have equal sizes; a last, shorter group of an epoch is
+    averaged over its own batches. Steps, checkpoints and ``on_before_step`` / ``on_batch_end``
+    count optimizer steps. ``precision="bf16"`` runs forward and loss under
+    ``torch.autocast(dtype=torch.bfloat16)`` (weights, gradients and optimizer stay float32).
     """
 
     def __init__(
@@ -80,6 +91,9 @@ class Trainer:
         log_every: int = 50,
         run_dir: str | os.PathLike[str] | None = None,
         config: dict[str, Any] | None = None,
+        strategy: Strategy | None = None,
+        accumulate_grad_batches: int = 1,
+        precision: str = "32",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -98,7 +112,20 @@ class Trainer:
                 raise ValueError(f"{name} must be ≥ 1, got {value}")
         if not isinstance(log_every, int) or log_every < 1:
             raise ValueError(f"log_every must be a positive int, got {log_every!r}")
-        callbacks = list(callbacks)
+        if (
+            isinstance(accumulate_grad_batches, bool)
+            or not isinstance(accumulate_grad_batches, int)
+            or accumulate_grad_batches < 1
+        ):
+            raise ValueError(
+                f"accumulate_grad_batches must be a positive int, got {accumulate_grad_batches!r}"
+            )
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        strategy = Strategy() if strategy is None else strategy
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a Strategy, got {type(strategy).__name__}")
+        callbacks = [strategy, *callbacks]  # first: it syncs before the others read the state
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(
@@ -123,6 +150,9 @@ class Trainer:
         self.log_every = log_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.config = dict(config or {})
+        self.strategy = strategy
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.precision = precision
 
         self.step = 0
         self.epoch = 0
@@ -172,22 +202,24 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Mean loss (and accuracy for classification) of the model on ``loader``."""
-        was_training = self.model.training
-        self.model.eval()
+        model = self.strategy.eval_module(self)
+        was_training = model.training
+        model.eval()
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         count = 0
         try:
             for inputs, targets in loader:
                 inputs, targets = self._to_device(inputs), self._to_device(targets)
-                outputs = self.model(inputs)
+                with self._autocast():
+                    outputs = model(inputs)
                 size = targets.shape[0]
                 loss_sum += self.loss_fn(outputs, targets).double() * size
                 if self._is_classification(outputs, targets):
                     correct += (outputs.argmax(1) == targets).sum()
                 count += size
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
         if count == 0:
             return {}
         result = {"loss": float(loss_sum) / count}
@@ -198,11 +230,16 @@ class Trainer:
     # -- the fit --------------------------------------------------------------------------------
     def fit(self, resume_from: str | os.PathLike[str] | None = None) -> Trainer:
         """Train until a stop condition; resume exactly from a checkpoint when given."""
-        if resume_from is not None:
-            self.load_checkpoint(resume_from)
-        else:
-            seed_everything(self.seed)
         self.model.to(self.device)
+        try:
+            if resume_from is None:
+                seed_everything(self.seed)
+            self.strategy.setup(self)
+            if resume_from is not None:
+                self.load_checkpoint(resume_from)
+        except BaseException:
+            self.strategy.teardown(self)
+            raise
         self.model.train()
         self._started = time.perf_counter() - self.train_seconds
         self.stop_reason = self.stop_reason if self.should_stop else None
@@ -229,7 +266,10 @@ class Trainer:
             raise
         finally:
             self.train_seconds = time.perf_counter() - self._started
-            self._fire("on_fit_end")
+            try:
+                self._fire("on_fit_end")
+            finally:
+                self.strategy.teardown(self)
         return self
 
     def _finished(self) -> bool:
@@ -277,35 +317,43 @@ class Trainer:
         step_closure_kind = self._closure_kind
         move = self.device.type != "cpu"
         max_steps = self.max_steps if self.max_steps is not None else math.inf
+        accumulate = self.accumulate_grad_batches
+        per_epoch = _length(self.train_loader) if accumulate > 1 else None
+        autocast = self._autocast
         for index, (inputs, targets) in enumerate(batches, start=first_index):
             if move:
                 inputs, targets = self._to_device(inputs), self._to_device(targets)
             self.batch_idx = index
             self.batch = (inputs, targets)
+            in_group = index % accumulate
+            group_size = accumulate
+            if per_epoch is not None:
+                group_size = min(accumulate, per_epoch - (index - in_group))
+            steps_now = in_group + 1 == group_size
             try:
                 for callback in on_batch_start:
                     callback.on_batch_start(self)
                 inputs, targets = self.batch  # a callback may have replaced it (Mixup)
-                outputs = model(inputs)
-                loss = loss_fn(outputs, targets)
+                with autocast():
+                    outputs = model(inputs)
+                    loss = loss_fn(outputs, targets)
                 self.outputs = outputs
                 self.loss = loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if in_group == 0:
+                    optimizer.zero_grad(set_to_none=True)
+                if accumulate == 1:
+                    loss.backward()
+                else:
+                    with contextlib.nullcontext() if steps_now else self.strategy.no_sync(self):
+                        (loss / group_size).backward()
                 for callback in on_after_backward:
                     callback.on_after_backward(self)
-                for callback in on_before_step:
-                    callback.on_before_step(self)
+                if steps_now:
+                    for callback in on_before_step:
+                        callback.on_before_step(self)
             except CancelBatch:
                 self._batches_consumed = index + 1
                 continue
-            if step_closure_kind is None:
-                optimizer.step()
-            else:
-                optimizer.step(self._step_closure(step_closure_kind, inputs, targets))
-            if scheduler is not None:
-                scheduler.step()
-            self.step += 1
             with torch.no_grad():
                 size = targets.shape[0]
                 acc["loss"] += loss.detach() * size
@@ -315,6 +363,15 @@ class Trainer:
                     classification = self._is_classification(outputs, targets)
                 if classification:
                     acc["correct"] += (outputs.argmax(1) == targets).sum()
+            if not steps_now:
+                continue
+            if step_closure_kind is None:
+                optimizer.step()
+            else:
+                optimizer.step(self._step_closure(step_closure_kind, inputs, targets))
+            if scheduler is not None:
+                scheduler.step()
+            self.step += 1
             self._batches_consumed = index + 1
             if self.step % self.log_every == 0:
                 self._update_train_metrics()
@@ -323,23 +380,35 @@ class Trainer:
             if self.should_stop or self.step >= max_steps:
                 break
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _step_closure(self, kind: str, inputs: Any, targets: Any) -> Callable[[], Any]:
         """The closure a closure-based optimizer re-evaluates the current batch with (its first
         forward/backward above still feeds the callbacks and the metrics)."""
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        model, loss_fn, optimizer, autocast = (
+            self.model,
+            self.loss_fn,
+            self.optimizer,
+            self._autocast,
+        )
         if kind == "backward":
 
             def closure() -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs), targets)
+                with autocast():
+                    loss = loss_fn(model(inputs), targets)
                 loss.backward()
                 return loss
 
         elif kind == "graph":
 
             def closure() -> tuple[torch.Tensor, torch.Tensor]:
-                outputs = model(inputs)
-                return loss_fn(outputs, targets), outputs
+                with autocast():
+                    outputs = model(inputs)
+                    return loss_fn(outputs, targets), outputs
 
         elif kind == "residuals":
             if not torch.is_floating_point(targets):
@@ -358,7 +427,9 @@ class Trainer:
     def _end_epoch(self) -> None:
         self._update_train_metrics()
         if self.val_loader is not None:
-            for key, value in self.evaluate(self.val_loader).items():
+            strategy = self.strategy
+            measured = self.evaluate(self.val_loader) if strategy.is_main else {}
+            for key, value in strategy.broadcast_metrics(measured).items():
                 self.metrics[f"val_{key}"] = value
         self._epoch_complete = True
         self.train_seconds = time.perf_counter() - self._started
@@ -370,11 +441,18 @@ class Trainer:
 
     def _update_train_metrics(self) -> None:
         acc = self._accumulators
-        count = int(acc["count"])
+        if self.strategy.world_size > 1:  # the mean over every rank's shard
+            sums = torch.stack(
+                [acc["loss"], acc["correct"].double(), torch.tensor(float(acc["count"]))]
+            )
+            loss_sum, correct, count = self.strategy.reduce_sum(sums.cpu()).tolist()
+            count = int(count)
+        else:
+            loss_sum, correct, count = float(acc["loss"]), float(acc["correct"]), int(acc["count"])
         if count:
-            self.metrics["train_loss"] = float(acc["loss"]) / count
+            self.metrics["train_loss"] = loss_sum / count
             if self._classification:
-                self.metrics["train_accuracy"] = float(acc["correct"]) / count
+                self.metrics["train_accuracy"] = correct / count
         self.metrics["lr"] = self.lr
 
     def _zero_accumulators(self) -> dict[str, Any]:
@@ -469,15 +547,23 @@ class Trainer:
         return iterator
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        """Everything a checkpoint stores: (nested state, flat tensors)."""
+    def _random_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """This process's random states: global generators, data order, epoch start."""
         rng_plain, rng_tensors = capture_rng()
-        tensors: dict[str, torch.Tensor] = {
-            f"model.{k}": v for k, v in _unwrap(self.model).state_dict().items()
-        }
-        tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
+        tensors = {f"rng.{k}": v for k, v in rng_tensors.items()}
         tensors.update({f"loader_rng.{k}": v for k, v in self._loader_rng_states().items()})
         tensors.update({f"epoch_start_rng.{k}": v for k, v in self._epoch_start_rng.items()})
+        return {"rng": rng_plain}, tensors
+
+    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Everything a checkpoint stores: (nested state, flat tensors). With several ranks,
+        every rank must call it (it gathers each rank's own part, ``state["ranks"]`` and tensors
+        ``rank<r>.*``, onto rank 0); the result is complete on rank 0 only."""
+        random_plain, random_tensors = self._random_state()
+        tensors: dict[str, torch.Tensor] = {
+            f"model.{k}": v for k, v in unwrap(self.model).state_dict().items()
+        }
+        tensors.update(random_tensors)
         callbacks = {}
         for callback in self.callbacks:
             callbacks[callback.state_key] = callback.state_dict()
@@ -506,15 +592,32 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "callbacks": callbacks,
-            "rng": rng_plain,
+            "rng": random_plain["rng"],
             "config": self.config,
         }
+        strategy = self.strategy
+        if strategy.world_size > 1:
+            own_plain, own_tensors = strategy.rank_state(self)
+            own_plain = {**own_plain, **random_plain}
+            own_tensors = {**own_tensors, **random_tensors}
+            gathered = strategy.gather_rank_states(own_plain, own_tensors)
+            state["world_size"] = strategy.world_size
+            state["strategy"] = strategy.name
+            if gathered is not None:
+                state["ranks"] = [plain for plain, _ in gathered]
+                for rank, (_, rank_tensors) in enumerate(gathered):
+                    tensors.update({f"rank{rank}.{k}": v for k, v in rank_tensors.items()})
         return state, tensors
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint pair at ``path`` (``<name>`` → ``<name>.json``/``.safetensors``)."""
+        """Write a checkpoint pair at ``path`` (``<name>`` → ``<name>.json``/``.safetensors``).
+        With several ranks every rank calls it; rank 0 writes."""
         state, tensors = self.state()
-        self.last_checkpoint = save_checkpoint(path, state, tensors)
+        path = Path(path)
+        if self.strategy.is_main:
+            self.last_checkpoint = save_checkpoint(path, state, tensors)
+        else:
+            self.last_checkpoint = path.with_name(path.name + ".json")
         return self.last_checkpoint
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
@@ -529,9 +632,18 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         def prefixed(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            return _prefixed(tensors, prefix)
 
-        _unwrap(self.model).load_state_dict(prefixed("model."), strict=True)
+        strategy = self.strategy
+        saved_world = state.get("world_size", 1)
+        if saved_world != strategy.world_size or state.get("strategy", "single") != strategy.name:
+            raise CheckpointError(
+                f"the checkpoint was written by {saved_world} rank(s) with strategy "
+                f"{state.get('strategy', 'single')!r}; this run has {strategy.world_size} with "
+                f"{strategy.name!r}: resume with the same --nproc and --strategy (the data order "
+                "of every rank depends on both)"
+            )
+        unwrap(self.model).load_state_dict(prefixed("model."), strict=True)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             if state["scheduler"] is None:
@@ -558,13 +670,25 @@ class Trainer:
         self._accumulators["loss"] += saved["loss"]
         self._accumulators["correct"] += saved["correct"]
         self._accumulators["count"] = saved["count"]
-        self._epoch_start_rng = prefixed("epoch_start_rng.")
-        restore_rng(state["rng"], prefixed("rng."))
-        loader_states = prefixed("loader_rng.")
+        random_plain: dict[str, Any] = {"rng": state["rng"]}
+        random_tensors = tensors
+        if strategy.world_size > 1:  # this rank's own part replaces rank 0's
+            random_plain = state["ranks"][strategy.rank]
+            random_tensors = prefixed(f"rank{strategy.rank}.")
+            strategy.load_rank_state(self, random_plain, random_tensors)
+        self._epoch_start_rng = _prefixed(random_tensors, "epoch_start_rng.")
+        restore_rng(random_plain["rng"], _prefixed(random_tensors, "rng."))
+        loader_states = _prefixed(random_tensors, "loader_rng.")
         loader_states.pop("torch", None)  # the global torch state was restored just above
         self._set_loader_rng_states(loader_states)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module behind a ``torch.compile`` wrapper (checkpoints use its parameter names)."""
-    return getattr(model, "_orig_mod", model)
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _length(loader: Iterable[Any]) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
