@@ -133,3 +133,61 @@ def test_callback_with_the_trainer(tmp_path):
     assert callback.history[0]["layers"] == ["1", "3"]
     assert all(not module._forward_hooks for module in model.modules())
     assert (tmp_path / "activations.png").is_file()
+
+
+def _tanh_layer(weight, bias, din=4, units=8):
+    model = nn.Sequential(nn.Linear(din, units), nn.Tanh(), nn.Linear(units, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(0).add_(weight * torch.randn(units, din))
+        model[0].bias.fill_(bias)
+    return model
+
+
+def test_small_varying_tanh_units_are_not_dead():
+    """A tanh unit with tiny outputs that still vary over the examples (a signal shrunk by a
+    small init) is near-linear, not dead: it used to count as dead because its range was below
+    1e-6 in absolute terms."""
+    torch.manual_seed(0)
+    model = _tanh_layer(weight=1e-9, bias=0.0)
+    x = torch.randn(64, 4)
+    outputs = torch.tanh(model[0](x)).detach()
+    assert outputs.abs().max() < 1e-7 and bool((outputs.amax(0) > outputs.amin(0)).all())
+    (layer,) = activation_stats(model, [(x, torch.randint(0, 2, (64,)))]).layers
+    assert layer.dead_fraction == 0.0
+    assert layer.mean_square == pytest.approx(float(outputs.double().pow(2).mean()), rel=1e-5)
+
+
+def test_constant_units_with_slope_are_not_dead_but_saturated_ones_are():
+    """Weights ~0 and bias 0.5: every unit is constant at tanh(0.5) but its slope
+    1 - tanh²(0.5) = 0.79 passes gradient back (a vanished input, not a dead unit). Bias 20:
+    constant at 1 - 8e-18 with slope ~4e-17: stuck at the bound, dead."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    (level,) = activation_stats(_tanh_layer(1e-12, 0.5), [(x, y)]).layers
+    assert (level.constant_fraction, level.dead_fraction) == (1.0, 0.0)
+    (stuck,) = activation_stats(_tanh_layer(1e-12, 20.0), [(x, y)]).layers
+    assert (stuck.constant_fraction, stuck.dead_fraction) == (1.0, 1.0)
+
+
+def test_in_place_relu_dead_units():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    with torch.no_grad():
+        model[0].bias[:6] = -100.0
+        model[0].bias[6:] = 100.0
+    stats = activation_stats(model, [(torch.randn(32, 4), torch.randint(0, 2, (32,)))])
+    assert stats.layers[0].dead_fraction == 0.75  # 6 of 8 never fire; 2 always fire (and vary)
+
+
+def test_callback_dead_fraction_uses_the_slope():
+    """The callback's per-step dead fraction follows the same definition."""
+    callback = ActivationStatsCallback(every=1, plot=False)
+    x = torch.randn(16, 4)
+    for model, expected in ((_tanh_layer(1e-9, 0.0), 0.0), (_tanh_layer(1e-12, 20.0), 1.0)):
+        trainer = _Trainer(model)
+        callback.history.clear()
+        callback.on_fit_start(trainer)
+        callback.on_batch_start(trainer)
+        model(x).sum().backward()
+        callback.on_after_backward(trainer)
+        callback.on_fit_end(trainer)
+        assert callback.history[-1]["dead_fraction"] == [expected]

@@ -65,7 +65,9 @@ def width(output: torch.Tensor) -> int:
 
 
 class ActivationRecorder:
-    """Context manager: forward hooks on ``modules`` that store ``reduce(name, output)`` per call.
+    """Context manager: forward hooks on ``modules`` that store ``reduce(name, output)`` per call
+    (``reduce(name, output, module, input)`` with ``with_input=True``; ``input`` is the first
+    positional tensor argument, or None).
 
     ``records`` holds (label, reduced) in call order, so a module used twice appears twice
     (labelled ``name#2``). Outputs are detached; the hooks are removed on exit, also on error.
@@ -74,17 +76,19 @@ class ActivationRecorder:
     def __init__(
         self,
         modules: Sequence[tuple[str, nn.Module]],
-        reduce: Callable[[str, torch.Tensor], Any],
+        reduce: Callable[..., Any],
+        *,
+        with_input: bool = False,
     ) -> None:
         self.modules = list(modules)
         self.reduce = reduce
+        self.with_input = with_input
         self.records: list[tuple[str, Any]] = []
         self._handles: list[Any] = []
         self._calls: dict[str, int] = {}
 
     def _hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            del module, inputs
             if isinstance(output, tuple):
                 output = output[0]
             if not isinstance(output, torch.Tensor):
@@ -92,7 +96,13 @@ class ActivationRecorder:
             count = self._calls.get(name, 0) + 1
             self._calls[name] = count
             label = name if count == 1 else f"{name}#{count}"
-            self.records.append((label, self.reduce(name, output.detach())))
+            if self.with_input:
+                first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+                first = first.detach() if first is not None else None
+                reduced = self.reduce(name, output.detach(), module, first)
+            else:
+                reduced = self.reduce(name, output.detach())
+            self.records.append((label, reduced))
 
         return hook
 

@@ -6,12 +6,21 @@ through the distribution of each layer's activations: heat maps of the activatio
 their entropy, and how much information about the label each layer carries. Per probe layer
 (activation modules by default) and unit k (a feature, or a conv channel averaged over space):
 
-    mean, std                      over examples (and positions)
-    dead_k       = [max_n a_nk - min_n a_nk ≤ ε]       the unit is constant on the sample: a ReLU
-                                                       that never fires, a sigmoid stuck at 0 or 1
+    mean, std, M = E[a²]           over examples (and positions); M is the squared length
+    constant_k   = [max_n a_nk - min_n a_nk ≤ ε max_n |a_nk|]   constant on the sample, relative
+                                                       to the unit's own size
+    dead_k       = constant_k and max_n |f'(z_nk)| ≤ s   constant *and* passing no gradient: a
+                                                       ReLU that never fires, a sigmoid or tanh
+                                                       stuck at a bound
     saturated    = fraction of outputs within 2% of a bounded activation's range ends
     H(A_k)       = -Σ_b p_b log2 p_b                  over B equal-width bins of the unit's range
     I(A_k; Y)    = H(A_k) - Σ_c p(c) H(A_k | Y = c)   the plug-in (binning) estimate, in bits
+
+A tanh or sigmoid unit whose output is small (a signal that shrank across depth) but varies over
+the examples is not dead, nor is one that is constant because its input no longer varies while
+its slope f'(z) is still ~1: those are the symptoms of a vanishing signal, which the gradient
+checks grade. The slope f' is taken by autograd on the activation module's input, for element-wise
+activation modules; other probes (Linear/Conv outputs, user layers) count as dead when constant.
 
 The layer's entropy and mutual information are the means over its units. Binning estimators are
 biased upwards by about (B - 1)(C - 1)/(2 N ln 2) bits for N examples and C classes; the value is
@@ -39,6 +48,7 @@ from dlskills.diagnose._hooks import (
     check_positive_int,
     concat_batches,
     detached_copy,
+    is_activation,
     model_device,
     probe_modules,
     set_diagnostic_mode,
@@ -58,8 +68,15 @@ DEAD_FAIL = 0.50
 SATURATED_WARN = 0.20
 SATURATED_FAIL = 0.50
 SATURATION_MARGIN = 0.02
-# A unit whose range on the sample is below this (relative to the layer's scale) is constant.
+# A unit whose range on the sample is below this fraction of its own largest |output| is
+# constant (float32 rounding of a constant unit leaves ~1e-7 relative noise; a unit that varies
+# by one part in a million over the examples carries no usable signal).
 DEAD_TOLERANCE = 1e-6
+# ... and it is dead when, in addition, the activation's slope |f'(z)| stays below this on every
+# example: a ReLU at z ≤ 0 has f' = 0, tanh within 2 % of ±1 has f' ≤ 0.04, a sigmoid within 2 %
+# of 0 or 1 has f' ≤ 0.02 (SATURATION_MARGIN). A unit that is constant with f' ~ 1 still passes
+# gradient back (its *input* stopped varying: a vanished signal, not a dead unit).
+DEAD_SLOPE = 0.05
 
 # Output ranges of bounded activations: (low, high).
 _BOUNDS: dict[type[nn.Module], tuple[float, float]] = {
@@ -97,6 +114,33 @@ def _unit_samples(output: torch.Tensor) -> torch.Tensor:
     return output.float().transpose(0, 1).flatten(1).T
 
 
+def _slope_samples(module: nn.Module, inputs: torch.Tensor | None) -> torch.Tensor | None:
+    """|f'(z)| of an element-wise activation module at its inputs z (same shape as the output),
+    by one autograd call on a copy of z (``module.forward`` so no hook fires again); None when
+    the probe is not an element-wise activation."""
+    if inputs is None or not inputs.is_floating_point() or not is_activation(module):
+        return None
+    with torch.enable_grad():
+        leaf = inputs.detach().clone().requires_grad_(True)
+        out = module.forward(leaf.clone())  # the clone lets in-place activations run
+        if not isinstance(out, torch.Tensor) or out.shape != leaf.shape or not out.requires_grad:
+            return None
+        (slope,) = torch.autograd.grad(out.sum(), leaf)
+    return _unit_samples(slope.abs())
+
+
+def _dead_and_constant(
+    samples: torch.Tensor, slopes: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit masks (dead, constant) of (samples, units) outputs and their slopes."""
+    spread = samples.max(dim=0).values - samples.min(dim=0).values
+    size = samples.abs().max(dim=0).values
+    constant = spread <= DEAD_TOLERANCE * size
+    if slopes is None:
+        return constant, constant
+    return constant & (slopes.max(dim=0).values <= DEAD_SLOPE), constant
+
+
 @dataclass(frozen=True)
 class LayerStats:
     name: str
@@ -108,6 +152,8 @@ class LayerStats:
     entropy_bits: float
     mutual_information_bits: float
     class_means: torch.Tensor  # (classes, units): the heat map
+    mean_square: float = math.nan  # M = E[a²] over examples, positions and units
+    constant_fraction: float = math.nan  # constant units, dead or not
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,7 +161,9 @@ class LayerStats:
             "units": self.units,
             "mean": self.mean,
             "std": self.std,
+            "mean_square": self.mean_square,
             "dead_fraction": self.dead_fraction,
+            "constant_fraction": self.constant_fraction,
             "saturated_fraction": self.saturated_fraction,
             "entropy_bits": self.entropy_bits,
             "mutual_information_bits": self.mutual_information_bits,
@@ -159,12 +207,15 @@ def entropy_and_mutual_information(
 
 
 def _layer_stats(
-    name: str, output: torch.Tensor, labels: torch.Tensor, module: nn.Module, bins: int
+    name: str,
+    output: torch.Tensor,
+    labels: torch.Tensor,
+    module: nn.Module,
+    inputs: torch.Tensor | None,
+    bins: int,
 ) -> LayerStats:
     samples = _unit_samples(output)
-    spread = samples.max(dim=0).values - samples.min(dim=0).values
-    scale = samples.abs().max().clamp_min(1.0)
-    dead = spread <= DEAD_TOLERANCE * scale
+    dead, constant = _dead_and_constant(samples, _slope_samples(module, inputs))
     bounds = _bounds(module)
     saturated = None
     if bounds is not None:
@@ -183,6 +234,8 @@ def _layer_stats(
         mean=float(samples.mean()),
         std=float(samples.std()),
         dead_fraction=float(dead.float().mean()),
+        constant_fraction=float(constant.float().mean()),
+        mean_square=float(samples.double().pow(2).mean()),
         saturated_fraction=saturated,
         entropy_bits=float(entropy.mean()),
         mutual_information_bits=float(information.mean()),
@@ -203,8 +256,8 @@ class ActivationStats:
                 worst_dead.dead_fraction,
                 warn=DEAD_WARN,
                 fail=DEAD_FAIL,
-                what=f"fraction of constant (dead) units in {worst_dead.name} "
-                f"(over {self.num_examples} examples)",
+                what=f"fraction of dead units (constant over {self.num_examples} examples and "
+                f"passing no gradient: ReLU at 0, saturated at a bound) in {worst_dead.name}",
             )
         ]
         bounded = [s for s in self.layers if s.saturated_fraction is not None]
@@ -265,10 +318,11 @@ def activation_stats(
     if y.dtype.is_floating_point or y.dim() != 1:
         raise ValueError("loader: activation statistics need integer class labels (N,)")
     modules = probe_modules(probe, layers)
-    by_name = dict(modules)
     # reduce inside the hook: a later in-place op (x += residual) may overwrite the output
     recorder = ActivationRecorder(
-        modules, lambda name, out: _layer_stats(name, out, y, by_name[name], bins)
+        modules,
+        lambda name, out, module, inputs: _layer_stats(name, out, y, module, inputs, bins),
+        with_input=True,
     )
     with torch.no_grad(), recorder:
         probe(x)
@@ -300,12 +354,12 @@ class ActivationStatsCallback(Callback):
         self._pending: list[tuple[int, list[str], torch.Tensor]] = []
         self._sampled_step = 0
 
-    def _reduce(self, name: str, output: torch.Tensor) -> torch.Tensor:
+    def _reduce(
+        self, name: str, output: torch.Tensor, module: nn.Module, inputs: torch.Tensor | None
+    ) -> torch.Tensor:
         """(mean, std, dead fraction, saturated fraction or NaN) of one output, on its device."""
         samples = _unit_samples(output)
-        spread = samples.max(dim=0).values - samples.min(dim=0).values
-        scale = samples.abs().max().clamp_min(1.0)
-        dead = (spread <= DEAD_TOLERANCE * scale).float().mean()
+        dead = _dead_and_constant(samples, _slope_samples(module, inputs))[0].float().mean()
         bounds = self._bounds.get(name)
         if bounds is None:
             saturated = torch.full_like(dead, float("nan"))
@@ -318,7 +372,7 @@ class ActivationStatsCallback(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         modules = probe_modules(trainer.model, self.layer_names)
         self._bounds = {name: _bounds(module) for name, module in modules}
-        self._recorder = ActivationRecorder(modules, self._reduce)
+        self._recorder = ActivationRecorder(modules, self._reduce, with_input=True)
 
     def on_batch_start(self, trainer: Trainer) -> None:
         if self._recorder is not None and trainer.step % self.every == 0:
