@@ -83,3 +83,25 @@ def test_validates_arguments(classification_batch):
         init_check(build_mlp([4]), classification_batch, n_inits=1)
     with pytest.raises(ValueError, match="layers"):
         init_check(build_mlp([4]), classification_batch, 2, layers=["nope"])
+
+
+def _result(means):
+    """An InitCheckResult whose every init and example has the layer lengths ``means``."""
+    from dlskills.diagnose.init_check import InitCheckResult
+
+    lengths = torch.tensor(means, dtype=torch.float32).expand(3, 4, len(means)).clone()
+    names = [f"act{j}" for j in range(len(means))]
+    return InitCheckResult(names, [8] * len(means), lengths, torch.ones(4))
+
+
+def test_fm1_message_matches_the_numbers():
+    """Equal first and last lengths (the issue's E[M_1] = E[M_L] = 0.0367) are 'level', not
+    'shrinks'; a drift in the middle is reported where it is largest."""
+    level = _result([0.0367, 0.0368, 0.0367]).checks()[0]
+    assert "stays level" in level.message and "shrinks" not in level.message
+    assert "E[M_1]=0.0367, E[M_L]=0.0367" in level.message
+    dip = _result([0.5, 0.001, 0.45]).checks()[0]
+    assert dip.value == pytest.approx(math.log10(500), rel=1e-5)
+    assert "shrinks across depth" in dip.message and "furthest at act1: 0.001" in dip.message
+    grows = _result([0.1, 1.0, 100.0]).checks()[0]
+    assert "grows across depth" in grows.message and grows.verdict == "FAIL"

@@ -65,6 +65,9 @@ FM1_FAIL_DECADES = 2.0
 # (β = 1.33, the paper's narrow-then-wide case that trains slowly).
 FM2_WARN = 3.0
 FM2_FAIL = 10.0
+# Below this drift (a factor 10^0.05 ≈ 1.12) the message calls the mean length level rather than
+# growing or shrinking: the three-digit values it prints would otherwise contradict the word.
+LEVEL_DECADES = 0.05
 
 
 def _squared_length(output: torch.Tensor) -> torch.Tensor:
@@ -112,18 +115,37 @@ class InitCheckResult:
         last = int(nonzero[-1]) if nonzero.numel() else -1
         return float(self.normalized_variance[last])
 
+    def drift_description(self) -> str:
+        """Words for FM1 that match its numbers: level, or grows/shrinks up to the probe whose
+        mean length is furthest (in decades) from the first one's."""
+        mean = self.mean.double()
+        kept = (
+            (mean != 0).nonzero().flatten() if bool((mean != 0).any()) else torch.arange(len(mean))
+        )
+        ratio = torch.log10(mean[kept] / mean[kept[0]])
+        far = int(kept[int(ratio.abs().argmax())])
+        first, last = float(mean[kept[0]]), float(mean[kept[-1]])
+        ends = f"E[M_1]={first:.3g}, E[M_L]={last:.3g}"
+        if not math.isfinite(self.fm1):
+            return f"mean squared activation length is not finite ({ends})"
+        if self.fm1 < LEVEL_DECADES:
+            return f"mean squared activation length stays level across depth ({ends})"
+        direction = "grows" if float(mean[far]) > first else "shrinks"
+        where = (
+            ""
+            if far == int(kept[-1])
+            else f"; furthest at {self.layers[far]}: {float(mean[far]):.3g}"
+        )
+        return f"mean squared activation length {direction} across depth ({ends}{where})"
+
     def checks(self) -> list[Check]:
         fm1, fm2 = self.fm1, self.fm2
-        mean = self.mean
-        direction = "grows" if mean[-1] > mean[0] else "shrinks"
         fm1_check = grade(
             "init_fm1",
             fm1 if math.isfinite(fm1) else math.inf,
             warn=FM1_WARN_DECADES,
             fail=FM1_FAIL_DECADES,
-            what=f"mean squared activation length {direction} across depth "
-            f"(E[M_1]={float(mean[0]):.3g}, E[M_L]={float(mean[-1]):.3g}); "
-            "max |log10 E[M_j]/E[M_1]|",
+            what=f"{self.drift_description()}; max |log10 E[M_j]/E[M_1]|",
         )
         beta = float(self.sum_inverse_width[-1])
         fm2_check = grade(
