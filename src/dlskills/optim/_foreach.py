@@ -175,6 +175,19 @@ def check_unit_interval(name: str, value: float, *, closed_top: bool = False) ->
         raise ValueError(f"Invalid {name}: {value!r} (must be in {bound})")
 
 
+def reject_sparse(optimizer: str, tensors: Sequence[Tensor | None]) -> None:
+    """RuntimeError naming ``optimizer`` if any gradient is sparse (as torch.optim does)."""
+    if any(t is not None and t.layout != torch.strided for t in tensors):
+        raise RuntimeError(f"{optimizer} does not support sparse gradients")
+
+
+def reject_complex(optimizer: str, params: Sequence[Tensor]) -> None:
+    """ValueError naming ``optimizer`` if any parameter is complex (checked at construction)."""
+    for p in params:
+        if torch.is_complex(p):
+            raise ValueError(f"{optimizer} does not support complex parameters (got {p.dtype})")
+
+
 def params_with_grads(
     optimizer: torch.optim.Optimizer,
     group: dict[str, Any],
