@@ -22,11 +22,18 @@ sphere, the paper's PO strategy; "tensor" puts the whole tensor on one sphere.
 Deviations, named: the authors' code was not available, so the rule is implemented from the
 paper's equations with the unit sphere as the only component manifold (the paper also uses
 oblique and Stiefel manifolds and mixes them, PIO); the step-size function g(t, Θ) is the group's
-``lr`` (drive it with any LR scheduler); on its first step the optimizer renormalises each
-component to unit norm (the paper's first renormalisation stage), which leaves a network's
-function unchanged only where the layer is scale-invariant (e.g. followed by BatchNorm), as in
-the paper's setting. The paper's second stage (a fixed rescaling of the normalised weights) is a
-model-side reparametrisation and is not part of the optimizer.
+``lr`` (drive it with any LR scheduler). The paper's first renormalisation stage happens when a
+parameter joins the optimizer (construction or ``add_param_group``): each component is divided
+by its norm, so the first gradient is taken at the renormalised weights (this leaves a
+network's function unchanged only where the layer is scale-invariant, e.g. followed by
+BatchNorm, as in the paper's setting). Components already of unit norm to √(dtype eps) are left
+bit-for-bit alone. A component found off its sphere at its first step (the weights were changed
+after construction) is renormalised and takes no step then, since its gradient belongs to the
+old weights. A component of norm 0 (e.g. Fixup's zero-initialised layers) has no direction to
+keep: it stays 0 until its first non-zero gradient, and that step puts it on the sphere at
+−r/‖r‖ (the exponential-map step from the origin, renormalised); it never becomes NaN. The
+paper's second stage (a fixed rescaling of the normalised weights) is a model-side
+reparametrisation and is not part of the optimizer.
 
 Update paths: ``_single_tensor_fg_sgd`` loops over tensors; ``_multi_tensor_fg_sgd`` batches all
 sphere components with the same length into one matrix (one kernel per op for the whole group)
@@ -55,16 +62,34 @@ def _components(tensor: Tensor, manifold: str) -> Tensor:
 
 
 def _sphere_step(points: Tensor, grads: Tensor, lr: float) -> Tensor:
-    """One FG-SGD step for a batch of unit-sphere points (rows); returns the new rows."""
+    """One FG-SGD step for a batch of unit-sphere points (rows); returns the new rows. A zero
+    row enters the sphere at −r/‖r‖ (stays 0 while its gradient is 0)."""
     tangent = grads - (grads * points).sum(dim=1, keepdim=True) * points
     norm = torch.linalg.vector_norm(tangent, dim=1, keepdim=True)
     scaled_norm = norm / norm.clamp(min=1.0)
     angle = lr * scaled_norm
-    direction = tangent / norm.clamp(min=torch.finfo(norm.dtype).tiny)
+    tiny = torch.finfo(norm.dtype).tiny
+    direction = tangent / norm.clamp(min=tiny)
     moved = torch.cos(angle) * points - torch.sin(angle) * direction
     # rounding leaves a radial part in ``direction`` that the exp map would amplify near a
     # minimum (where the tangent is tiny), so the result is put back on the sphere
-    return moved / torch.linalg.vector_norm(moved, dim=1, keepdim=True)
+    moved = moved / torch.linalg.vector_norm(moved, dim=1, keepdim=True).clamp(min=tiny)
+    at_origin = (points == 0).all(dim=1, keepdim=True)
+    return torch.where(at_origin, -direction, moved)
+
+
+def _to_sphere_(param: Tensor, manifold: str) -> bool:
+    """Divide each non-zero component that is off the unit sphere (by more than √eps) by its
+    norm, in place; True if any was."""
+    rows = _components(param, manifold)
+    norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+    tolerance = torch.finfo(param.dtype).eps ** 0.5
+    off = (norms > 0) & ((norms - 1).abs() > tolerance)
+    if not bool(off.any()):
+        return False
+    scaled = rows / norms.clamp(min=torch.finfo(param.dtype).tiny)
+    param.copy_(torch.where(off, scaled, rows).reshape(param.shape))
+    return True
 
 
 def _single_tensor_fg_sgd(
@@ -118,7 +143,7 @@ def fg_sgd(
     manifold: str,
     foreach: bool | None = None,
 ) -> None:
-    """Functional FG-SGD over lists (sphere components must already have unit norm)."""
+    """Functional FG-SGD over lists (sphere components must have unit norm, or be 0)."""
     dispatch(
         _single_tensor_fg_sgd,
         _multi_tensor_fg_sgd,
@@ -182,7 +207,12 @@ class FGSGD(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
+        group = self.param_groups[-1]
+        self._validate(group)
+        with torch.no_grad():  # the first renormalisation stage, before any gradient
+            for p in group["params"]:
+                if p.dim() >= 2:
+                    _to_sphere_(p, group["manifold"])
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -199,10 +229,11 @@ class FGSGD(torch.optim.Optimizer):
                     raise RuntimeError("FGSGD does not support sparse gradients")
                 state = self.state[p]
                 if not state:
-                    if p.dim() >= 2:
-                        rows = _components(p, group["manifold"])
-                        rows.div_(torch.linalg.vector_norm(rows, dim=1, keepdim=True))
                     state["renormalised"] = torch.tensor(True)
+                    # changed since it joined: renormalise, and drop the gradient taken at the
+                    # old weights
+                    if p.dim() >= 2 and _to_sphere_(p, group["manifold"]):
+                        continue
                 params.append(p)
                 grads.append(p.grad)
             if params:
