@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "GradientFlowResult": "gradient_flow",
     "GradientVarianceResult": "gradient_flow",
     "GradientFlowCallback": "gradient_flow",
+    "gradient_through_time": "through_time",
+    "ThroughTimeResult": "through_time",
     "jacobian_spectrum": "jacobian",
     "log_norm_statistics": "jacobian",
     "JacobianSpectrum": "jacobian",
