@@ -103,6 +103,48 @@ def test_lambda_grows_when_the_step_overshoots_and_stays_when_the_model_is_exact
     assert overshoot.lambd == pytest.approx(1.0 / 0.999**5)
 
 
+@pytest.mark.parametrize("lambd", [0.0, 0.7])
+def test_fixed_rho_beta_with_auto_lambda_predict_the_step_actually_taken(lambd):
+    """auto_params off, auto_lambda on: M must be the damped model's change for the step
+    s = ρz − βΔz, gᵀs + ½sᵀ(H + λI)s (on a quadratic with λ = 0 the model is the loss, so the
+    ratio is exactly 1 for any fixed ρ, β; −½bᵀx, right only at the 2×2 solution, is not)."""
+    hess = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    point = torch.tensor([1.0, -1.0], dtype=torch.float64, requires_grad=True)
+    optimizer = CurveBall(
+        [point], lambd=lambd, momentum=0.6, beta=0.2, auto_params=False, lambda_interval=1
+    )
+    optimizer.lambda_factor = 1.0 - 1e-12  # keep λ (practically) fixed: only the ratio is tested
+    loss = lambda theta: 0.5 * theta @ hess @ theta  # noqa: E731
+    z = torch.zeros(2, dtype=torch.float64)
+    damped = hess + lambd * torch.eye(2, dtype=torch.float64)
+    for _ in range(4):
+        theta = point.detach().clone()
+        g = hess @ theta
+        delta = hess @ z + g + lambd * z
+        z = 0.6 * z - 0.2 * delta
+        predicted = g @ z + 0.5 * z @ damped @ z
+        expected = float((loss(theta + z) - loss(theta)) / predicted)
+        optimizer.step(lambda: loss(point))
+        torch.testing.assert_close(point.detach(), theta + z, rtol=1e-12, atol=1e-14)
+        assert optimizer.state[point]["ratio"] == pytest.approx(expected, rel=1e-10)
+        if lambd == 0.0:
+            assert optimizer.state[point]["ratio"] == pytest.approx(1.0, rel=1e-10)
+
+
+def test_sparse_gradients_and_complex_parameters_are_refused_by_name():
+    embedding = nn.Embedding(5, 2, sparse=True).double()
+    optimizer = CurveBall(embedding.parameters())
+
+    def closure():
+        outputs = embedding(torch.tensor([0, 3]))
+        return outputs.square().sum(), outputs
+
+    with pytest.raises(RuntimeError, match="CurveBall does not support sparse gradients"):
+        optimizer.step(closure)
+    with pytest.raises(ValueError, match="CurveBall does not support complex"):
+        CurveBall([torch.zeros(2, dtype=torch.complex128, requires_grad=True)])
+
+
 def _regression_loss(name, steps, **kwargs):
     torch.manual_seed(1)
     x = torch.randn(64, 2, dtype=torch.float64)
@@ -206,6 +248,8 @@ def test_closure_that_already_called_backward_is_a_clear_error():
     "kwargs, name",
     [
         ({"lr": 0.0}, "lr"),
+        ({"lr": float("inf")}, "lr"),
+        ({"lr": True}, "lr"),
         ({"lambd": -1.0}, "lambd"),
         ({"momentum": 1.5}, "momentum"),
         ({"beta": 0.0}, "beta"),

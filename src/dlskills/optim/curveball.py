@@ -21,6 +21,13 @@ finite values; we take the minimum-norm least-squares solution, which at z = 0 i
 β = gᵀΔz/ΔzᵀĈΔz (an exact line search along Δz). The Gauss-Newton form assumes the loss depends
 on the parameters only through ``outputs`` (put weight decay in the model, not the loss).
 
+With fixed ρ, β (``auto_params=False``) and ``auto_lambda`` on, the 2×2 matrix A is still formed
+on the λ-update steps (one more product C·Δz there) and M is the damped model's change for the
+step actually taken, x = [β, −ρ]: M = −bᵀx + ½·xᵀA x, which equals −½·bᵀx when A x = b (the
+authors' formula, right only at the solution; their PyTorch code solves the system whenever
+auto-λ is on and then uses the solved ρ, β, and their MatConvNet code needs ``autoparam`` for
+``autolambda``). M is the change of θ + z, i.e. for lr = 1 (the authors have no lr multiplier).
+
 Closure contract (differs from torch's: CurveBall differentiates the closure itself, so the
 closure must NOT call ``backward``):
 
@@ -45,7 +52,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlskills.optim._foreach import check_nonnegative, check_positive
+from dlskills.optim._foreach import (
+    check_nonnegative,
+    check_positive,
+    reject_complex,
+    reject_sparse,
+)
 from dlskills.optim._registry import register_optimizer
 
 
@@ -212,6 +224,7 @@ class CurveBall(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         check_positive("lr", self.param_groups[-1]["lr"])
+        reject_complex("CurveBall", self.param_groups[-1]["params"])
 
     def _global_state(self) -> dict[str, Any]:
         state = self.state[self.param_groups[0]["params"][0]]
@@ -229,8 +242,10 @@ class CurveBall(torch.optim.Optimizer):
             raise ValueError("CurveBall.step needs a closure returning loss or (loss, outputs)")
         params = [p for group in self.param_groups for p in group["params"]]
         glob = self._global_state()
+        adapt_lambda = self.auto_lambda and glob["curveball_step"] % self.lambda_interval == 0
         with torch.enable_grad():
             loss, product = _curvature(closure(), params)
+            reject_sparse("CurveBall", product.gradient)
             z = []
             for p in params:
                 state = self.state[p]
@@ -240,14 +255,16 @@ class CurveBall(torch.optim.Optimizer):
             lambd, gradient = glob["lambd"], product.gradient
             cz = product(z)
             delta = [c + g + lambd * zi for c, g, zi in zip(cz, gradient, z)]
-            if self.auto_params:
+            solve = self.auto_params or adapt_lambda  # the λ update needs the 2×2 system
+            if solve:
                 cdelta = product(delta)
         with torch.no_grad():
             b1, b2 = float(_dot(gradient, delta)), float(_dot(gradient, z))
-            if self.auto_params:
+            if solve:
                 a11 = float(_dot(delta, cdelta) + lambd * _dot(delta, delta))
                 a12 = float(_dot(z, cdelta) + lambd * _dot(delta, z))
                 a22 = float(_dot(z, cz) + lambd * _dot(z, z))
+            if self.auto_params:
                 beta, minus_rho = _solve_2x2(a11, a12, a22, b1, b2)
                 if math.isfinite(beta) and math.isfinite(minus_rho):
                     glob["beta"], glob["momentum"] = beta, -minus_rho
@@ -261,8 +278,12 @@ class CurveBall(torch.optim.Optimizer):
                     offset += 1
                     zi.mul_(rho).sub_(di, alpha=beta)
                     p.add_(zi, alpha=group["lr"])
-            if self.auto_lambda and glob["curveball_step"] % self.lambda_interval == 0:
-                predicted = -0.5 * (beta * b1 - rho * b2)
+            if adapt_lambda:
+                if self.auto_params:  # the authors' M = −½ bᵀx at the solution A x = b
+                    predicted = -0.5 * (beta * b1 - rho * b2)
+                else:  # the damped model's change for the step taken: −bᵀx + ½ xᵀA x
+                    quadratic = beta * beta * a11 - 2 * beta * rho * a12 + rho * rho * a22
+                    predicted = -(beta * b1 - rho * b2) + 0.5 * quadratic
                 new_result = closure()
                 new_loss = new_result[0] if isinstance(new_result, tuple | list) else new_result
                 ratio = (float(new_loss) - float(loss)) / predicted if predicted else float("nan")
