@@ -146,3 +146,11 @@ def test_amsbound_registry_name_builds_amsbound():
 def test_invalid_hyper_parameters_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         AdaBound([torch.zeros(1, requires_grad=True)], **kwargs)
+
+
+def test_complex_parameters_are_refused_by_name():
+    with pytest.raises(ValueError, match="AdaBound does not support complex"):
+        AdaBound([torch.zeros(2, dtype=torch.complex64, requires_grad=True)])
+    optimizer = AdaBound([torch.zeros(2, requires_grad=True)])
+    with pytest.raises(ValueError, match="AdaBound does not support complex"):
+        optimizer.add_param_group({"params": [torch.zeros(2, dtype=torch.complex64)]})

@@ -170,3 +170,8 @@ def test_functional_with_the_parameters_as_iterates(path):
         results[0],
         torch.randn(70001, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
     )
+
+
+def test_complex_parameters_are_refused_by_name():
+    with pytest.raises(ValueError, match="STORM does not support complex"):
+        STORM([torch.zeros(2, dtype=torch.complex64, requires_grad=True)])

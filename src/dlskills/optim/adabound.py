@@ -39,6 +39,7 @@ from dlskills.optim._foreach import (
     dispatch,
     new_step_counter,
     params_with_grads,
+    reject_complex,
     scalar_or_list,
     step_counts,
 )
@@ -242,6 +243,7 @@ class AdaBound(torch.optim.Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         self._validate(group)
+        reject_complex("AdaBound", group["params"])
         if "base_lr" not in group:
             group["base_lr"] = group["lr"]
         check_positive("base_lr (the group's lr at construction)", group["base_lr"])

@@ -34,7 +34,13 @@ import torch
 from torch import Tensor
 
 from dlskills.optim import _native
-from dlskills.optim._foreach import check_fused, check_nonnegative, check_positive, dispatch
+from dlskills.optim._foreach import (
+    check_fused,
+    check_nonnegative,
+    check_positive,
+    dispatch,
+    reject_complex,
+)
 from dlskills.optim._registry import register_optimizer
 
 
@@ -189,6 +195,7 @@ class STORM(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         self._validate(self.param_groups[-1])
+        reject_complex("STORM", self.param_groups[-1]["params"])
 
     def _spare(self, p: Tensor) -> Tensor:
         """A parameter-sized scratch buffer, kept across steps (not part of the state)."""
