@@ -106,6 +106,8 @@ def test_size_limit_and_arguments():
     p = [torch.zeros(2, requires_grad=True)]
     for kwargs, name in [
         ({"lr": 0.0}, "lr"),
+        ({"lr": float("inf")}, "lr"),
+        ({"lr": True}, "lr"),
         ({"prior_variance": 0.0}, "prior_variance"),
         ({"observation_noise": -1.0}, "observation_noise"),
         ({"process_noise": -1.0}, "process_noise"),
@@ -117,3 +119,10 @@ def test_size_limit_and_arguments():
         optimizer.step()
     with pytest.raises(ValueError, match="residual"):
         optimizer.step(lambda: p[0].detach() - 1)
+
+
+def test_sparse_gradients_are_refused_by_name():
+    embedding = torch.nn.Embedding(5, 2, sparse=True).double()
+    optimizer = KSGD(embedding.parameters())
+    with pytest.raises(RuntimeError, match="KSGD does not support sparse gradients"):
+        optimizer.step(lambda: embedding(torch.tensor([0, 3])).reshape(-1) - 1.0)

@@ -217,6 +217,8 @@ def test_argument_and_size_checks():
     p = [torch.zeros(2, requires_grad=True)]
     for kwargs, name in [
         ({"lr": 0.0}, "lr"),
+        ({"lr": float("inf")}, "lr"),
+        ({"lr": True}, "lr"),
         ({"damping": -1.0}, "damping"),
         ({"fisher": "fancy"}, "fisher"),
         ({"fisher_decay": 1.0}, "fisher_decay"),
@@ -236,3 +238,48 @@ def test_remove_hooks_detaches_kfac():
     assert len(model._forward_hooks) == 1
     optimizer.remove_hooks()
     assert len(model._forward_hooks) == 0
+
+
+def _device_run(device, fisher, linear_loss=False):
+    model = nn.Linear(3, 2).double().to(device)
+    x = torch.randn(4, 3, dtype=torch.float64).to(device)
+    y = torch.randn(4, 2, dtype=torch.float64).to(device)
+    kwargs = {"model": model} if fisher == "kfac" else {}
+    optimizer = NaturalGradient(model.parameters(), damping=1.0, fisher=fisher, **kwargs)
+
+    def closure():
+        outputs = model(x)
+        loss = outputs.sum() if linear_loss else (outputs - y).square().mean()
+        return loss, outputs
+
+    optimizer.step(closure)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("fisher", "linear_loss"),
+    [("exact", False), ("empirical", False), ("kfac", False), ("exact", True)],
+)
+def test_every_tensor_is_built_on_the_parameters_device(fisher, linear_loss):
+    # the meta device runs the shapes only: a tensor made on the CPU by mistake fails loudly
+    model = _device_run("meta", fisher, linear_loss)
+    assert model.weight.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("fisher", ["exact", "empirical", "kfac"])
+def test_runs_on_cuda(fisher):
+    model = _device_run("cuda", fisher)
+    assert torch.isfinite(model.weight).all()
+
+
+def test_sparse_gradients_are_refused_by_name():
+    embedding = nn.Embedding(5, 2, sparse=True).double()
+    optimizer = NaturalGradient(embedding.parameters())
+
+    def closure():
+        outputs = embedding(torch.tensor([0, 3]))
+        return outputs.square().sum(), outputs
+
+    with pytest.raises(RuntimeError, match="NaturalGradient does not support sparse gradients"):
+        optimizer.step(closure)

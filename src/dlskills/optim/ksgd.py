@@ -37,16 +37,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlskills.optim._foreach import check_nonnegative, check_positive
+from dlskills.optim._foreach import check_nonnegative, check_positive, reject_sparse
 from dlskills.optim._registry import register_optimizer
 
 
-def residual_jacobian(residuals: Tensor, params: list[Tensor]) -> Tensor:
+def residual_jacobian(
+    residuals: Tensor, params: list[Tensor], *, retain_graph: bool = False
+) -> Tensor:
     """J = ∂r/∂θ, shape (r.numel(), n), by one batched backward over the residuals."""
     count = residuals.numel()
     eye = torch.eye(count, dtype=residuals.dtype, device=residuals.device)
     rows = torch.autograd.grad(
-        residuals.reshape(-1), params, grad_outputs=eye, is_grads_batched=True, allow_unused=True
+        residuals.reshape(-1),
+        params,
+        grad_outputs=eye,
+        is_grads_batched=True,
+        retain_graph=retain_graph,
+        allow_unused=True,
     )
     return torch.cat(
         [
@@ -141,7 +148,14 @@ class KSGD(torch.optim.Optimizer):
                     "the closure must return the residual tensor with its graph "
                     "(predictions − targets; do not call backward() or detach)"
                 )
-            jacobian = residual_jacobian(residuals, params)
+            try:
+                jacobian = residual_jacobian(residuals, params, retain_graph=True)
+            except (NotImplementedError, RuntimeError):
+                # the batched backward fails inside torch on sparse gradients (nn.Embedding
+                # with sparse=True): name the cause if that is it
+                probe = residuals.reshape(-1)[0]
+                reject_sparse("KSGD", torch.autograd.grad(probe, params, allow_unused=True))
+                raise
         with torch.no_grad():
             flat_residuals = residuals.detach().reshape(-1).to(jacobian.dtype)
             covariance = self._covariance(params)

@@ -51,7 +51,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlskills.optim._foreach import check_nonnegative, check_positive, check_unit_interval
+from dlskills.optim._foreach import (
+    check_nonnegative,
+    check_positive,
+    check_unit_interval,
+    reject_sparse,
+)
 from dlskills.optim._registry import register_optimizer
 
 _FISHERS = ("exact", "empirical", "kfac")
@@ -89,7 +94,10 @@ def output_hessian(loss: Tensor, outputs: Tensor) -> tuple[Tensor, Tensor]:
     """(∂L/∂outputs, ∂²L/∂outputs²) with the Hessian as a (numel, numel) matrix."""
     (loss_grad,) = torch.autograd.grad(loss, outputs, create_graph=True, retain_graph=True)
     if not loss_grad.requires_grad:  # loss linear in the outputs: H_L = 0
-        return loss_grad, torch.zeros(outputs.numel(), outputs.numel(), dtype=outputs.dtype)
+        zeros = torch.zeros(
+            outputs.numel(), outputs.numel(), dtype=outputs.dtype, device=outputs.device
+        )
+        return loss_grad, zeros
     (rows,) = _rows_of(loss_grad, outputs)
     return loss_grad.detach(), rows.reshape(outputs.numel(), outputs.numel())
 
@@ -239,6 +247,7 @@ class NaturalGradient(torch.optim.Optimizer):
                     "the closure's loss has no graph: return it without calling backward()"
                 )
             grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            reject_sparse("NaturalGradient", grads)
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
             if self.fisher == "kfac":
                 directions = self._kfac_directions(loss, outputs, params, grads)
@@ -258,7 +267,8 @@ class NaturalGradient(torch.optim.Optimizer):
         build = exact_fisher if self.fisher == "exact" else empirical_fisher
         fisher = self._average(self.state[params[0]], "fisher", build(loss, outputs, params))
         flat_grad = torch.cat([g.reshape(-1) for g in grads])
-        damped = fisher + self.damping * torch.eye(len(flat_grad), dtype=fisher.dtype)
+        eye = torch.eye(len(flat_grad), dtype=fisher.dtype, device=fisher.device)
+        damped = fisher + self.damping * eye
         flat = _solve(damped, flat_grad.unsqueeze(1)).squeeze(1)
         return [d.view_as(p) for d, p in zip(flat.split([p.numel() for p in params]), params)]
 
