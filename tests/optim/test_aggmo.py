@@ -30,7 +30,7 @@ def test_weight_decay_adds_to_the_gradient():
 def test_exp_form_gives_one_minus_a_to_the_i():
     opt = AggMo.from_exp_form([torch.zeros(1, requires_grad=True)], lr=0.1, a=0.5, K=4)
     assert opt.param_groups[0]["betas"] == pytest.approx((0.0, 0.5, 0.75, 0.875))
-    default = AggMo.from_exp_form([torch.zeros(1, requires_grad=True)])
+    default = AggMo.from_exp_form([torch.zeros(1, requires_grad=True)], lr=0.1)
     assert default.param_groups[0]["betas"] == pytest.approx((0.0, 0.9, 0.99))
 
 
@@ -63,10 +63,20 @@ def test_matches_torch_optimizer_for_100_steps():
 )
 def test_invalid_hyper_parameters_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
-        AggMo([torch.zeros(1, requires_grad=True)], **kwargs)
+        AggMo([torch.zeros(1, requires_grad=True)], **{"lr": 0.1, **kwargs})
 
 
 @pytest.mark.parametrize(("kwargs", "argument"), [({"a": 1.0}, "a"), ({"K": 0}, "K")])
 def test_invalid_exp_form_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=rf"\b{argument}\b"):
-        AggMo.from_exp_form([torch.zeros(1, requires_grad=True)], **kwargs)
+        AggMo.from_exp_form([torch.zeros(1, requires_grad=True)], lr=0.1, **kwargs)
+
+
+def test_lr_is_required_and_must_be_a_finite_number():
+    with pytest.raises(TypeError, match="lr"):
+        AggMo([torch.zeros(1, requires_grad=True)])
+    with pytest.raises(TypeError, match="lr"):
+        AggMo.from_exp_form([torch.zeros(1, requires_grad=True)])
+    for lr in (True, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="lr"):
+            AggMo([torch.zeros(1, requires_grad=True)], lr=lr)

@@ -122,7 +122,13 @@ def test_unsupported_tensors_fall_back_or_refuse():
 @pytest.mark.parametrize("name", FUSED)
 def test_fused_and_foreach_cannot_both_be_forced(name):
     with pytest.raises(ValueError, match="fused"):
-        create(name, [torch.zeros(2, requires_grad=True)], fused=True, foreach=True)
+        create(
+            name,
+            [torch.zeros(2, requires_grad=True)],
+            **KWARGS.get(name, {}),
+            fused=True,
+            foreach=True,
+        )
 
 
 @needs_native

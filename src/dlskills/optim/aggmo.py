@@ -117,7 +117,8 @@ class AggMo(torch.optim.Optimizer):
 
     Args:
         params: tensors or param groups.
-        lr: learning rate (> 0).
+        lr: learning rate (> 0), required (the authors' code and the dlskills contract
+            ``AggMo(params, lr, betas=(0.0, 0.9, 0.99), weight_decay=0)`` have no default).
         betas: the K damping coefficients, each in [0, 1).
         weight_decay: coupled L2 coefficient.
         foreach: True/False force a path; None picks per ``dlskills.optim._foreach``.
@@ -128,7 +129,7 @@ class AggMo(torch.optim.Optimizer):
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-3,
+        lr: float,
         betas: Sequence[float] = (0.0, 0.9, 0.99),
         weight_decay: float = 0.0,
         *,
@@ -147,7 +148,7 @@ class AggMo(torch.optim.Optimizer):
 
     @classmethod
     def from_exp_form(
-        cls, params: Any, lr: float = 1e-3, a: float = 0.1, K: int = 3, **kwargs: Any
+        cls, params: Any, lr: float, a: float = 0.1, K: int = 3, **kwargs: Any
     ) -> AggMo:
         """The paper's exponential form β_i = 1 − a^i, i = 0, …, K − 1 (a = 0.1, K = 3 gives the
         default (0, 0.9, 0.99))."""
