@@ -12,7 +12,13 @@ from dlskills.train import Trainer
 CLOSURE_OPTIMIZERS = sorted(
     e.name for e in optim.OPTIMIZERS.entries() if e.meta.get("needs_closure")
 )
-KWARGS = {"ksgd": {}, "curveball": {}, "easgd": {"lr": 0.05}}
+# vSGD: its first init_samples steps only gather statistics (the authors: 10)
+KWARGS = {
+    "ksgd": {},
+    "curveball": {},
+    "easgd": {"lr": 0.05},
+    "vsgd": {"lr": 0.01, "init_samples": 2},
+}
 
 
 def _problem(seed=0):
