@@ -168,3 +168,21 @@ def test_negative_learning_rate_raises_value_error(name):
     kwargs = {**_kwargs(entry), "lr": -1.0}
     with pytest.raises(ValueError, match=r"(?i)(learning rate|\blr\b)"):
         entry.obj(params, **kwargs)
+
+
+ZOO = [  # our own classes (classics.py only names torch's)
+    n
+    for n in NAMES
+    if OPTIMIZERS.entry(n).obj.__module__.startswith("dlskills.optim.")
+    and OPTIMIZERS.entry(n).obj.__module__ != "dlskills.optim.classics"
+]
+
+
+@pytest.mark.parametrize("lr", [True, float("inf"), float("nan")])
+@pytest.mark.parametrize("name", ZOO)
+def test_boolean_and_non_finite_learning_rates_raise_value_error(name, lr):
+    # torch's own classes accept lr=True and lr=inf; ours refuse them
+    entry = OPTIMIZERS.entry(name)
+    params, _ = _problem()
+    with pytest.raises(ValueError, match=r"\blr\b"):
+        entry.obj(params, **{**_kwargs(entry), "lr": lr})
