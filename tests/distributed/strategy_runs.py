@@ -1,0 +1,81 @@
+"""A small float64 regression-free classification problem trained under a strategy, and the
+plain one-process loop on the same global batches (the reference the strategies must equal)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+N_EXAMPLES = 96
+GLOBAL_BATCH = 16
+
+
+def dataset() -> TensorDataset:
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(N_EXAMPLES, 5, generator=generator, dtype=torch.float64)
+    y = (x[:, 0] - x[:, 2] + 0.3 * x[:, 4] > 0).long()
+    return TensorDataset(x, y)
+
+
+def model() -> nn.Module:
+    torch.manual_seed(11)
+    return nn.Sequential(nn.Linear(5, 12), nn.Tanh(), nn.Linear(12, 2)).double()
+
+
+def global_batches(steps: int, world_size: int, seed: int = 0):
+    """The global batches N ranks see through DistributedSampler(seed), in step order:
+    permutation of epoch e from a generator seeded seed + e, cut into GLOBAL_BATCH pieces."""
+    per_epoch = N_EXAMPLES // GLOBAL_BATCH
+    assert N_EXAMPLES % (GLOBAL_BATCH * world_size) == 0  # no padding, equal shards
+    batches = []
+    for epoch in range(-(-steps // per_epoch)):
+        order = torch.randperm(N_EXAMPLES, generator=torch.Generator().manual_seed(seed + epoch))
+        batches += [order[j * GLOBAL_BATCH : (j + 1) * GLOBAL_BATCH] for j in range(per_epoch)]
+    return batches[:steps]
+
+
+def reference_sgd(steps: int, world_size: int, lr: float, momentum: float) -> list[torch.Tensor]:
+    """One process, torch's SGD, the mean loss over each global batch."""
+    data = dataset()
+    net = model()
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    for index in global_batches(steps, world_size):
+        x, y = data.tensors[0][index], data.tensors[1][index]
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def train_with_strategy(
+    strategy,
+    steps: int,
+    lr: float,
+    momentum: float,
+    *,
+    run_dir=None,
+    callbacks=(),
+    resume_from=None,
+    accumulate: int = 1,
+    batch: int = GLOBAL_BATCH,
+):
+    from dlskills.train.strategy import unwrap
+    from dlskills.train.trainer import Trainer
+
+    net = model()
+    loader = DataLoader(dataset(), batch_size=batch, shuffle=True)
+    loader = strategy.prepare_loader(loader, seed=0)
+    trainer = Trainer(
+        net,
+        torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum),
+        nn.functional.cross_entropy,
+        loader,
+        callbacks=list(callbacks),
+        max_steps=steps,
+        strategy=strategy,
+        run_dir=run_dir,
+        accumulate_grad_batches=accumulate,
+    )
+    trainer.fit(resume_from=resume_from)
+    return [p.detach().clone() for p in unwrap(trainer.model).parameters()]
