@@ -48,6 +48,7 @@ import logging
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -399,12 +400,16 @@ class EASGD(DistributedStrategy):
             _transports=["uv"],
             _channels=["basic"],
         )
-        rpc.init_rpc(
-            _rpc_name(self.rank),
-            rank=self.rank,
-            world_size=self.world_size,
-            rpc_backend_options=options,
-        )
+        with warnings.catch_warnings():  # torch's agent start-up calls a deprecated helper
+            warnings.filterwarnings(
+                "ignore", message="You are using a Backend", category=UserWarning
+            )
+            rpc.init_rpc(
+                _rpc_name(self.rank),
+                rank=self.rank,
+                world_size=self.world_size,
+                rpc_backend_options=options,
+            )
         self._rpc = True
 
     def on_exception(self, trainer: Trainer, exc: BaseException) -> None:
@@ -420,7 +425,7 @@ class EASGD(DistributedStrategy):
                 self._rpc = False
                 rpc.shutdown(graceful=not self._failed)
         finally:
-            if self.rank == 0 and _SERVER is self._server:
+            if self._server is not None and _SERVER is self._server:
                 _SERVER = None
             if isinstance(trainer.optimizer, EASGDWorker):
                 trainer.optimizer.exchange = None
@@ -467,6 +472,11 @@ class EASGD(DistributedStrategy):
             for mine, theirs in zip(model.buffers(), centre.buffers()):
                 theirs.copy_(mine)
         return centre
+
+    @property
+    def exchanges(self) -> int | None:
+        """How many exchanges rank 0's centre has served (asynchronous mode; None elsewhere)."""
+        return None if self._server is None else self._server.exchanges
 
     def centre(self) -> list[Tensor]:
         """A copy of x̃ in the optimizer's parameter order (rank 0; empty elsewhere)."""
