@@ -33,12 +33,12 @@ Defaults: α = 0.9/N (the paper's β = Nα = 0.9), τ = 1. All ranks start from 
 and the centre from the same values. Validation, test and the ``best`` checkpoint evaluate the
 centre (buffers such as BatchNorm statistics come from rank 0's model, EASGD does not average
 them). A checkpoint stores every rank's model (xⁱ or the look-ahead point), its x, v and clock
-(``rank_state``), and rank 0's centre (``tensor_state``); in the asynchronous mode the ranks meet
-at a barrier first, so the centre is saved after every rank's exchanges up to the checkpoint's
-step (each rank takes the same number
-of steps: the shards have equal lengths). Deviations: none in the rule; the asynchronous
-exchange runs on one host (TensorPipe bound to 127.0.0.1), and the parameters taking part must
-share one dtype.
+(``rank_state``; in one process ``tensor_state`` keeps the model, since the checkpoint's
+``model.*`` may hold the evaluated centre), and rank 0's centre (``tensor_state``); in the
+asynchronous mode the ranks meet at a barrier first, so the centre is saved after every rank's
+exchanges up to the checkpoint's step (each rank takes the same number of steps: the shards have
+equal lengths). Deviations: none in the rule; the asynchronous exchange runs on one host
+(TensorPipe bound to 127.0.0.1), and the parameters taking part must share one dtype.
 """
 
 from __future__ import annotations
@@ -311,21 +311,34 @@ class EASGD(DistributedStrategy):
         self.synchronous = synchronous
         self.ordered = ordered
         self._centre_module: nn.Module | None = None
+        self._model: nn.Module | None = None  # the worker's (unwrapped) model, from setup
         self._centre: list[Tensor] = []  # rank 0: the centre module's tensors in optimizer order
         self._server: CentreServer | None = None
         self._rpc = False
         self._failed = False
 
     # -- the optimizer ----------------------------------------------------------------------------
+    #: optimizer names whose local step is EASGD's own (SGD, or Nesterov momentum with δ)
+    LOCAL_STEP_NAMES = ("sgd", "easgd", "eamsgd", "nesterov")
+
     def configure_optimizer(self, params: Any, **settings: Any) -> EASGDWorker:
-        """The worker optimizer from the run's ``lr``, ``momentum`` (δ) and ``weight_decay``;
-        settings that do not apply to EASGD's local step are logged and left out."""
+        """The worker optimizer from the run's ``lr``, ``momentum`` (δ) and ``weight_decay``
+        (``runs.build`` also passes the config's ``optimizer`` name and options). The workers'
+        local step is the paper's (SGD, or Nesterov momentum for EAMSGD): another optimizer
+        name, or settings that do not apply (betas, eps, …), are logged and left out."""
+        settings = dict(settings)
+        name = settings.pop("optimizer", None)
+        settings.pop("model", None)
         if "lr" not in settings:
             raise ValueError("the easgd strategy needs an lr for the workers' local steps")
+        if name is not None and str(name).lower() not in self.LOCAL_STEP_NAMES:
+            logger.warning(
+                "easgd: the workers take SGD/Nesterov-momentum steps (1412.6651), not %s's", name
+            )
         known = {"lr", "momentum", "weight_decay", "foreach", "fused"}
         ignored = sorted(k for k, v in settings.items() if k not in known and v is not None)
         if ignored:
-            logger.warning("easgd: the workers take SGD/Nesterov steps; ignoring %s", ignored)
+            logger.warning("easgd: ignoring optimizer settings %s", ignored)
         return EASGDWorker(
             params,
             lr=settings["lr"],
@@ -350,7 +363,7 @@ class EASGD(DistributedStrategy):
         params = optimizer.params()
         if len({p.dtype for p in params}) > 1:
             raise ValueError("easgd: the optimized parameters must share one dtype")
-        model = unwrap(trainer.model)
+        model = self._model = unwrap(trainer.model)
         if self.rank == 0:
             self._centre_module = copy.deepcopy(model)
             index = {id(p): i for i, p in enumerate(params)}
@@ -485,12 +498,17 @@ class EASGD(DistributedStrategy):
         return [c.detach().clone() for c in self._centre]
 
     def tensor_state(self) -> dict[str, torch.Tensor]:
-        """The centre (rank 0 writes the checkpoint; every rank calls this as the checkpoint is
-        taken). Asynchronous: after a barrier, so that every rank's exchanges up to this step
-        have reached it."""
+        """Rank 0's centre (rank 0 writes the checkpoint; every rank calls this as the checkpoint
+        is taken; asynchronous: after a barrier, so that every rank's exchanges up to this step
+        have reached it), and in one process the worker's model (``rank_state`` keeps it with
+        several)."""
         if not self.synchronous:
             self.barrier()
-        return {f"centre.{i}": c for i, c in enumerate(self.centre())}
+        tensors = {f"centre.{i}": c for i, c in enumerate(self.centre())}
+        if self.world_size == 1 and self._model is not None:
+            for key, value in self._model.state_dict().items():
+                tensors[f"worker.{key}"] = value.detach().clone()
+        return tensors
 
     def load_tensor_state(self, tensors: dict[str, torch.Tensor]) -> None:
         if self.rank != 0 or not self._centre:
@@ -502,6 +520,9 @@ class EASGD(DistributedStrategy):
             with torch.no_grad():
                 for c, v in zip(self._centre, values, strict=True):
                     c.copy_(v)
+        worker = {k[len("worker.") :]: v for k, v in tensors.items() if k.startswith("worker.")}
+        if self.world_size == 1 and self._model is not None and worker:
+            self._model.load_state_dict(worker, strict=True)
 
     def rank_state(self, trainer: Trainer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """This rank's model (x, or the look-ahead point) and optimizer state (clock, x, v)."""
