@@ -21,6 +21,10 @@ A ``Strategy`` is a ``Callback`` with a few more hooks. The Trainer holds exactl
                                    their model and optimizer; ``gather_rank_states`` brings every
                                    rank's to rank 0, which writes the checkpoint
     load_rank_state(...)           the inverse, on every rank after a restore
+    run_batches(trainer, batches, first_index, loop)
+                                   an epoch's batches: ``loop(batches, first_index)`` is the
+                                   Trainer's batch loop; a strategy may wrap it, or replace
+                                   it on a rank that trains nothing (Downpour's server)
     teardown(trainer)              at the end of ``fit`` (also after an exception)
 
 Only rank 0 (``is_main``) writes files; every rank takes part in the collectives (metric sums,
@@ -31,7 +35,7 @@ cannot keep every rank's step count equal (asynchronous ones) say how they meet 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -74,6 +78,17 @@ class Strategy(Callback):
 
     def teardown(self, trainer: Trainer) -> None:
         del trainer
+
+    def run_batches(
+        self,
+        trainer: Trainer,
+        batches: Iterable[Any],
+        first_index: int,
+        loop: Callable[[Iterable[Any], int], None],
+    ) -> None:
+        """Run this rank's batches of the epoch; by default the Trainer's own ``loop``."""
+        del trainer
+        loop(batches, first_index)
 
     def eval_module(self, trainer: Trainer) -> nn.Module:
         return unwrap(trainer.model)

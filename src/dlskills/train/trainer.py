@@ -300,7 +300,7 @@ class Trainer:
         else:
             batches = self._replay_epoch(resume_batch)
         with contextlib.suppress(CancelEpoch):
-            self._train_batches(batches, first_index=resume_batch or 0)
+            self.strategy.run_batches(self, batches, resume_batch or 0, self._train_batches)
         self._end_epoch()
 
     def _train_batches(self, batches: Iterable[Any], first_index: int) -> None:
