@@ -109,3 +109,100 @@ def test_lazy_exports_resolve_to_functions():
     assert {"pmv", "HoldoutGuard", "gradcheck", "GradMask"} <= set(dir(dlskills.diagnose))
     for name in dlskills.diagnose.__all__:  # a function or class, never the submodule
         assert not isinstance(getattr(dlskills.diagnose, name), types.ModuleType), name
+
+
+def test_progress_reports_every_stage_in_order(classification_batch):
+    from dlskills.diagnose.doctor import STAGES
+
+    calls = []
+    doctor(
+        build_mlp([8]),
+        classification_batch * 5,
+        nn.CrossEntropyLoss(),
+        fit_steps=6,
+        progress=lambda stage, done, total: calls.append((stage, done, total)),
+    )
+    starts = [stage for stage, done, _ in calls if done == 0]
+    ends = [stage for stage, done, total in calls if done == total]
+    assert starts == list(STAGES) and ends == list(STAGES)
+    steps = [done for stage, done, total in calls if stage == "fitting" and 0 < done < total]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_denormal_mode_and_threads_are_restored_on_error(classification_batch):
+    """The flush and the thread count are set for the diagnostics after the gradient-flow pass
+    and restored even when one of them raises."""
+    calls = {"n": 0}
+
+    def failing_loss(out, y):
+        calls["n"] += 1
+        if calls["n"] > 3:  # gradient flow and a few more pass, then a stage fails
+            raise RuntimeError("boom")
+        return nn.functional.cross_entropy(out, y)
+
+    threads = torch.get_num_threads()
+    subnormal = torch.tensor([2.0**-130])
+    kept = bool(subnormal.mul(1.0)[0] != 0)
+    with pytest.raises(RuntimeError, match="boom"):
+        doctor(build_mlp([8]), classification_batch, failing_loss, num_threads=1)
+    assert torch.get_num_threads() == threads
+    assert bool(subnormal.mul(1.0)[0] != 0) == kept
+
+
+def test_causes_name_the_root_first_and_recommendations_follow():
+    from dlskills.diagnose.causes import find_causes
+
+    checks = [
+        Check("vanishing_gradients", "FAIL", 0.0, 1e-4, "v"),
+        Check("dead_units", "FAIL", 0.9, 0.5, "d"),
+        Check("underfitting", "FAIL", 1.0, 0.9, "u"),
+        Check("overfitting", "WARN", 0.1, 0.08, "o"),
+        Check("init_fm2", "OK", 1.0, 3.0, "f"),
+    ]
+    causes = find_causes(checks, {})
+    assert [c.name for c in causes] == ["dead_units", "overfitting"]
+    assert causes[0].explains == ("vanishing_gradients", "underfitting")
+    assert (
+        causes[0]
+        .line()
+        .startswith(
+            "dead units (constant over the examples and passing no gradient); "
+            "vanishing_gradients and underfitting follow from it"
+        )
+    )
+    advice = recommendations_for(checks, causes)
+    assert advice[0].startswith("[dead_units]")
+    assert "[underfitting] follows from dead units" in " ".join(advice)
+    assert not any("Increase capacity" in text for text in advice)  # the symptom's advice
+
+
+def test_vanishing_from_the_init_needs_shrinking_activations():
+    from dlskills.diagnose.causes import find_causes
+
+    checks = [Check("vanishing_gradients", "FAIL", 1e-20, 1.2e-7, "v")]
+
+    def activations(*squares):
+        layers = [{"name": f"a{i}", "mean_square": m} for i, m in enumerate(squares)]
+        return {"activations": {"layers": layers}}
+
+    (shrinking,) = find_causes(checks, activations(1.0, 1e-3, 1e-30))
+    assert shrinking.text == "vanishing gradients from the init"
+    assert "shrink 30 decades" in shrinking.evidence
+    (level,) = find_causes(checks, activations(0.2, 0.25, 0.21))
+    assert level.text == "vanishing gradients"
+
+
+def test_check_modules_stand_below_the_doctor():
+    """DESIGN.md: the verdict types live below the checks; no check module imports doctor."""
+    import ast
+    from pathlib import Path
+
+    import dlskills.diagnose.verdict
+
+    folder = Path(dlskills.diagnose.verdict.__file__).parent
+    for path in folder.glob("*.py"):
+        if path.name in {"doctor.py", "__init__.py"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "dlskills.diagnose.doctor", path.name

@@ -124,3 +124,25 @@ def test_validation():
         short_fit(build_mlp([2], din=2), [], nn.CrossEntropyLoss(), steps=0)
     with pytest.raises(ValueError, match="lr"):
         short_fit(build_mlp([2], din=2), [], nn.CrossEntropyLoss(), lr=-1.0)
+
+
+def test_instability_is_the_rise_above_the_best_loss_so_far():
+    """Start 2.0, then 1.0, 0.5, 1.5: the loss climbs 1.0 above its best 0.5, relative to
+    max(0.5, 0.1 L₀ = 0.23) → 2.0 (FAIL); a curve that only falls has 0 (OK); a NaN is inf."""
+    rows = [
+        {"train_loss": loss, "val_loss": loss, "train_accuracy": 0.5, "val_accuracy": 0.5}
+        for loss in (1.0, 0.5, 1.5)
+    ]
+    analysis = analyse_fit(rows, baseline_loss=math.log(10), initial_loss=2.0)
+    assert analysis.instability == pytest.approx(2.0)
+    assert _verdicts(analysis)["unstable_training"] == "FAIL"
+    falling = analyse_fit(rows[:2], baseline_loss=math.log(10), initial_loss=2.0)
+    assert falling.instability == 0.0 and _verdicts(falling)["unstable_training"] == "OK"
+    rows[1]["train_loss"] = float("nan")
+    assert analyse_fit(rows, baseline_loss=2.3, initial_loss=2.0).instability == math.inf
+    # near 0 the floor 0.1 L₀ keeps noise from counting: 0.01 → 0.02 is a rise of 0.01/0.23
+    small = [dict(rows[0], train_loss=v) for v in (0.01, 0.02)]
+    assert analyse_fit(small, baseline_loss=2.3, initial_loss=2.0).instability == pytest.approx(
+        0.01 / 0.23
+    )
+    assert "unstable_training" not in _verdicts(analyse_fit(small, baseline_loss=2.3))

@@ -12,10 +12,15 @@ Given per-epoch rows (``train_loss``, ``val_loss`` and, for classification, ``tr
   classification, the variance of the targets for regression — and whether the training loss has
   plateaued: its relative decrease over the last third of the rows is below 5%.
 
+* instability (when the loss at the starting weights L_start is known, as in the doctor):
+  I = max_k (train_loss_k - m_k) / max(m_k, 0.1 L₀), m_k = min(L_start, train_loss_(j<k)), how
+  far the training loss climbed back above the best it had reached (a non-finite loss: I = inf).
+
 Verdicts: overfitting FAILs when G > 0.2 or the validation loss rose R > 25% while the gap grows,
 WARNs at G > 0.08 or R > 10%. Underfitting FAILs when U > 0.9 (the model is barely better than a
 constant), WARNs when U > 0.5 (and says whether it has plateaued — add capacity — or is still
-falling — train longer).
+falling — train longer). unstable_training FAILs when I > 0.5 or the loss is not finite, WARNs
+when I > 0.1: the steps throw the weights out of the basin they reached (learning rate too high).
 
 ``short_fit`` produces such rows when no curves exist: it trains a deep copy of the model for a
 fixed number of Adam steps and evaluates it at evenly spaced points (the doctor's budget).
@@ -51,6 +56,15 @@ UNDERFIT_FAIL = 0.9
 # Relative decrease of the training loss over the last third of the curve below which the curve
 # counts as a plateau.
 PLATEAU_TOLERANCE = 0.05
+# Instability: the training loss (measured on the recent batches) climbing back above its best.
+# Evaluation noise on ~1,000 recent examples is a few percent, so 10 % is a WARN; gaining back
+# half of the best loss means the steps throw the weights out of their basin (measured on digits,
+# MLP 64-128-128-10, 200 Adam steps: lr 1e-3 → 0.00, lr 0.1 → 4.3, lr 10 → 380; at lr 1 the loss
+# first rises 15 % above the start, then sits at the constant predictor's). The denominator has
+# a floor of a tenth of L₀ so that noise on a loss already near 0 does not count.
+UNSTABLE_WARN = 0.10
+UNSTABLE_FAIL = 0.50
+UNSTABLE_FLOOR = 0.10
 
 
 def _column(rows: Sequence[Mapping[str, Any]], key: str) -> list[float] | None:
@@ -82,6 +96,8 @@ class FitAnalysis:
     val_rise: float
     underfit_ratio: float | None
     plateaued: bool
+    initial_loss: float | None = None
+    instability: float | None = None
 
     def checks(self) -> list[Check]:
         overfit = grade(
@@ -124,7 +140,22 @@ class FitAnalysis:
                     f"(train loss {state})",
                 )
             )
+        if self.instability is not None:
+            checks.append(
+                grade(
+                    "unstable_training",
+                    self.instability,
+                    warn=UNSTABLE_WARN,
+                    fail=UNSTABLE_FAIL,
+                    what=f"rise of the training loss back above its best (start "
+                    f"{self.initial_loss:.3g}, lowest {min(self._train_losses()):.3g}, "
+                    f"last {self._train_losses()[-1]:.3g})",
+                )
+            )
         return checks
+
+    def _train_losses(self) -> list[float]:
+        return [float(row["train_loss"]) for row in self.rows]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +166,8 @@ class FitAnalysis:
             "val_rise": self.val_rise,
             "underfit_ratio": self.underfit_ratio,
             "plateaued": self.plateaued,
+            "initial_loss": self.initial_loss,
+            "instability": self.instability,
             "rows": self.rows,
         }
 
@@ -156,10 +189,28 @@ class FitAnalysis:
         return save_figure(fig, path)
 
 
+def _instability(
+    initial_loss: float, train_loss: Sequence[float], baseline_loss: float | None
+) -> float:
+    """max_k (L_k - m_k) / max(m_k, UNSTABLE_FLOOR L₀), m_k the best loss before k."""
+    if not all(math.isfinite(v) for v in (initial_loss, *train_loss)):
+        return math.inf
+    floor = UNSTABLE_FLOOR * baseline_loss if baseline_loss is not None else 0.0
+    best, rise = initial_loss, 0.0
+    for loss in train_loss:
+        rise = max(rise, (loss - best) / max(best, floor, 1e-12))
+        best = min(best, loss)
+    return rise
+
+
 def analyse_fit(
-    history: Sequence[Mapping[str, Any]], *, baseline_loss: float | None = None
+    history: Sequence[Mapping[str, Any]],
+    *,
+    baseline_loss: float | None = None,
+    initial_loss: float | None = None,
 ) -> FitAnalysis:
-    """Measure the generalisation gap, its trend and the underfitting ratio of ``history``."""
+    """Measure the generalisation gap, its trend and the underfitting ratio of ``history``;
+    with ``initial_loss`` (the loss at the starting weights) also the instability."""
     rows = [dict(row) for row in history]
     train_loss = _column(rows, "train_loss")
     val_loss = _column(rows, "val_loss")
@@ -188,6 +239,12 @@ def analyse_fit(
         val_rise=val_rise,
         underfit_ratio=train_loss[-1] / baseline_loss if baseline_loss is not None else None,
         plateaued=plateaued,
+        initial_loss=initial_loss,
+        instability=(
+            _instability(initial_loss, train_loss, baseline_loss)
+            if initial_loss is not None
+            else None
+        ),
     )
 
 
@@ -224,6 +281,23 @@ def _evaluate(
     return result
 
 
+def start_loss(
+    model: nn.Module,
+    loader: Iterable[Any],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    num_batches: int = 2,
+) -> float:
+    """The loss at the starting weights on the first ``num_batches`` batches, measured as
+    ``short_fit`` measures its rows (evaluation mode, on a copy): the reference of the
+    instability measure."""
+    from dlskills.diagnose._hooks import take_batches
+
+    probe = copy.deepcopy(model)
+    batches = take_batches(loader, num_batches, model_device(probe))
+    return _evaluate(probe, batches, loss_fn)["loss"]
+
+
 def short_fit(
     model: nn.Module,
     loader: Iterable[Any],
@@ -235,6 +309,7 @@ def short_fit(
     evaluations: int = 8,
     holdout_every: int = 5,
     seed: int = 0,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> list[dict[str, float]]:
     """Train a deep copy of ``model`` with Adam for ``steps`` steps and return ``evaluations``
     rows of train/val loss (and accuracy) — learning curves for ``analyse_fit``.
@@ -243,7 +318,7 @@ def short_fit(
     of training (the first 16 such batches are the validation set); a loader that
     shuffles mixes those examples into training in later epochs, so pass ``val_loader`` then.
     Train metrics are measured on the most recent (at most 16) training batches. The user's
-    model is not modified.
+    model is not modified. ``progress(step, steps)`` is called after every step.
     """
     check_positive_int(steps, "steps")
     check_positive_int(evaluations, "evaluations")
@@ -281,6 +356,8 @@ def short_fit(
                 loss_fn(student(x), y).backward()
                 optimizer.step()
                 step += 1
+                if progress is not None:
+                    progress(step, steps)
                 seen = [*seen[-15:], (x, y)]
                 if step in checkpoints:
                     train, val = (
