@@ -34,3 +34,39 @@ def test_doctor_cli_on_a_finished_run_uses_its_curves(tmp_path, capsys):
     assert "overfitting" in printed and "underfitting" in printed
     report = (run / "doctor" / "report.md").read_text()
     assert "fitting.png" in report
+
+
+def test_doctor_cli_prints_one_plain_line_per_check_off_a_terminal(tmp_path, capsys):
+    import json
+
+    from dlskills.diagnose.doctor import STAGES
+
+    args = ["doctor", "--model", "mlp", "--fit-steps", "10", "--inits", "2", "--json"]
+    assert main([*args, "--out", str(tmp_path / "d")]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("doctor [")]
+    assert [line.split()[2] for line in lines] == list(STAGES)
+    assert lines[0].startswith(f"doctor [1/{len(STAGES)}] gradient_flow done in ")
+    assert "causes" in json.loads(captured.out)  # stdout stays plain JSON
+    assert main([*args, "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    assert "doctor [" not in capsys.readouterr().err
+
+
+def test_rich_progress_draws_a_bar_per_check():
+    import io
+
+    from rich.console import Console
+
+    from dlskills._cli.doctor import RichProgress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    progress = RichProgress(("gradient_flow", "fitting"), console=console)
+    progress("gradient_flow", 0, 1)
+    progress("gradient_flow", 1, 1)
+    for step in range(5):
+        progress("fitting", step, 5)
+    progress("fitting", 5, 5)
+    progress.close()
+    assert [task.description for task in progress.progress.tasks] == ["gradient_flow", "fitting"]
+    assert all(task.finished for task in progress.progress.tasks)
+    assert "fitting" in console.file.getvalue()

@@ -23,7 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--inits", type=int, default=5, help="random re-inits (default 5)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="learning rate of the short fit and of the no-learning floor (default 1e-3)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the diagnostics (default: 1 when subnormal floats are found)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar or per-check lines"
+    )
     parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
 
 
@@ -33,6 +48,79 @@ def _from_run(path: str) -> tuple[Any, Any, Any, Any]:
     run = load_run(path)
     rows = [row for row in run.metrics if row.get("val_loss") not in (None, "")]
     return run.model, run.splits, rows or None, run.path / "doctor"
+
+
+class PlainProgress:
+    """One line per finished check on stderr (when stderr is not a terminal)."""
+
+    def __init__(self, stages: tuple[str, ...], stream: Any) -> None:
+        self.stages, self.stream = stages, stream
+        self.started: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        import time
+
+        if done == 0:
+            self.started[stage] = time.perf_counter()
+        elif done == total:
+            seconds = time.perf_counter() - self.started.get(stage, time.perf_counter())
+            index = self.stages.index(stage) + 1 if stage in self.stages else 0
+            print(
+                f"doctor [{index}/{len(self.stages)}] {stage} done in {seconds:.2f} s",
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress:
+    """A rich progress bar per check (its own line, filled as it runs; the short fit by step)."""
+
+    def __init__(self, stages: tuple[str, ...], console: Any = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.stages = stages
+        self.progress = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console or Console(stderr=True),
+        )
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        task = self.tasks.get(stage)
+        if task is None:
+            task = self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(task, completed=done, total=total)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_progress(enabled: bool, stream: Any = None) -> Any:
+    """Rich bars on a terminal, plain lines otherwise, None when disabled (on stderr)."""
+    import sys
+
+    from dlskills.diagnose.doctor import STAGES
+
+    if not enabled:
+        return None
+    stream = stream or sys.stderr
+    if stream.isatty():
+        return RichProgress(STAGES)
+    return PlainProgress(STAGES, stream)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value < (0 if name == "fit_steps" else 1 if name == "batch_size" else 2):
             raise ValueError(f"--{name.replace('_', '-')} is out of range: {value}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads is out of range: {args.threads}")
     torch.manual_seed(args.seed)
     if args.run is not None:
         model, splits, history, default_out = _from_run(args.run)
@@ -63,17 +153,25 @@ def run(args: argparse.Namespace) -> int:
     classification = splits.task == "classification"
     loss_fn = nn.functional.cross_entropy if classification else nn.functional.mse_loss
     out = Path(args.out) if args.out else default_out
-    diagnosis = doctor(
-        model,
-        train_loader,
-        loss_fn,
-        val_loader=val_loader,
-        history=history,
-        fit_steps=args.fit_steps,
-        n_inits=args.inits,
-        seed=args.seed,
-        out=out,
-    )
+    progress = make_progress(not args.no_progress)
+    try:
+        diagnosis = doctor(
+            model,
+            train_loader,
+            loss_fn,
+            val_loader=val_loader,
+            history=history,
+            fit_steps=args.fit_steps,
+            lr=args.lr,
+            n_inits=args.inits,
+            num_threads=args.threads,
+            seed=args.seed,
+            out=out,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         print(json.dumps(diagnosis.to_dict(), indent=2, default=str))
         return 0
