@@ -1,7 +1,8 @@
 """Downpour SGD (distbelief-2012) on gloo + TensorPipe RPC, ranks on 127.0.0.1: rank 0 serves,
 the others train. One worker with n_fetch = n_push = 1 against torch's Adagrad / SGD run in one
 process on the same batches; two workers converge and record staleness; bad options fail by
-name; a failing worker brings every rank down promptly with its RPC agent shut down."""
+name; a failing worker brings every rank down promptly with its RPC agent shut down; a
+resume from an epoch-end checkpoint equals the straight run."""
 
 import itertools
 import time
@@ -356,3 +357,29 @@ def test_reference_helpers_match_the_strategy_runs_batches():
     # the one-worker reference walks the same permutations as DistributedSampler(seed=0)
     assert len(global_batches(STEPS, 1)) == STEPS
     assert strategy_runs.N_EXAMPLES % GLOBAL_BATCH == 0
+
+
+def _resume_rank(rank, world_size, directory, epochs, resume_from):
+    from dlskills.distributed import create
+    from dlskills.train.callbacks.model_checkpoint import ModelCheckpoint
+    from dlskills.train.strategy import unwrap
+
+    strategy = create("downpour", server_optimizer="adagrad")
+    callbacks = [ModelCheckpoint(directory, save_best=False)]
+    trainer = _trainer(strategy, epochs=epochs, callbacks=callbacks).fit(resume_from=resume_from)
+    params = [p.detach().clone() for p in unwrap(trainer.model).parameters()]
+    return {"params": params, "history": trainer.history}
+
+
+def test_resume_from_an_epoch_end_checkpoint_continues_the_run_exactly(tmp_path):
+    # one worker with periods of 1 is deterministic, so 2 epochs + a resume for 2 more must
+    # equal 4 straight epochs: θ, the server's Adagrad state and version, the worker's replica
+    straight_dir, split_dir = tmp_path / "straight", tmp_path / "split"
+    straight = run_ranks(_resume_rank, 2, str(straight_dir), 4, None, timeout=90)
+    run_ranks(_resume_rank, 2, str(split_dir), 2, None, timeout=90)
+    resumed = run_ranks(_resume_rank, 2, str(split_dir), 4, str(split_dir / "last"), timeout=90)
+    for rank in (0, 1):
+        for p, q in zip(straight[rank]["params"], resumed[rank]["params"], strict=True):
+            assert torch.equal(p, q), (rank, (p - q).abs().max())
+    updates = [row["server_updates"] for row in resumed[0]["history"]]
+    assert updates == [row["server_updates"] for row in straight[0]["history"]] == [6, 12, 18, 24]
