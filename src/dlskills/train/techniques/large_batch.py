@@ -89,7 +89,7 @@ class PerWorkerBatchNorm(nn.Module):
         if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
             raise TypeError(f"bn must be a torch batch-norm layer, got {type(bn).__name__}")
         self.bn = bn
-        self.workers = check_positive_int("workers", workers)
+        self.workers = _check_positive_int("workers", workers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bn, k = self.bn, self.workers
@@ -117,7 +117,7 @@ class PerWorkerBatchNorm(nn.Module):
         return y.reshape(x.shape)
 
 
-def check_positive_int(name: str, value: Any) -> int:
+def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
@@ -126,7 +126,7 @@ def check_positive_int(name: str, value: Any) -> int:
 def per_worker_batch_norm(model: nn.Module, workers: int) -> nn.Module:
     """Replace every batch-norm layer of ``model`` (in place) by a ``PerWorkerBatchNorm`` over
     ``workers`` workers, or set ``workers`` on the ones already replaced; returns ``model``."""
-    check_positive_int("workers", workers)
+    _check_positive_int("workers", workers)
     for module in model.modules():
         if isinstance(module, PerWorkerBatchNorm):
             module.workers = workers
@@ -290,10 +290,10 @@ def large_batch_check(
     ks = [int(k) for k in k_values]
     if not ks or any(k < 2 or k != kv for k, kv in zip(ks, k_values, strict=True)):
         raise ValueError(f"k_values must be integers ≥ 2, got {k_values!r}")
-    check_positive_int("per_worker", per_worker)
+    _check_positive_int("per_worker", per_worker)
     if not base_lr > 0:
         raise ValueError(f"base_lr must be > 0, got {base_lr}")
-    check_positive_int("epochs", epochs)
+    _check_positive_int("epochs", epochs)
     if not 0 < warmup_epochs < epochs:
         raise ValueError(f"warmup_epochs must be in (0, epochs), got {warmup_epochs}")
     unknown = set(arms) - set(ARMS)
