@@ -260,3 +260,14 @@ def test_subnormal_entries_are_counted():
     result = gradient_flow(model, batch, lambda out, y: out.sum())
     assert result.subnormal_activations == 1.0  # 6 + 6 outputs, all subnormal
     assert result.subnormal_gradients == 0.0
+
+
+def test_gradients_whose_squares_underflow_are_counted():
+    """Loss = 1e-21 · the sum of a Linear's outputs over two unit inputs: every weight and bias
+    gradient is 2e-21, a normal float whose square (4e-42) is below float32's smallest normal
+    1.2e-38 (Adam's second moment would be subnormal)."""
+    layer = nn.Linear(4, 3)
+    batch = [(torch.ones(2, 4), torch.zeros(2, 3))]
+    result = gradient_flow(nn.Sequential(layer), batch, lambda out, y: 1e-21 * out.sum())
+    assert result.subnormal_gradients == 0.0
+    assert result.underflowing_squares == 1.0  # weight (12) and bias (3) entries: all of them

@@ -349,8 +349,9 @@ def doctor(
     are scaled down on purpose). ``out``: also write the report there. ``flush_denormal``: run
     the diagnostics after the gradient-flow pass with subnormals flushed to zero (restored
     afterwards). ``num_threads``: torch intra-op threads for those diagnostics (restored
-    afterwards); None: one thread when the gradient-flow pass found subnormal floats (the flush
-    covers the calling thread only), else unchanged. ``progress(stage, done, total)``: called
+    afterwards); None: one thread when the gradient-flow pass found subnormal floats, or
+    gradients whose squares underflow (as Adam's second moments will; the flush covers the
+    calling thread only), else unchanged. ``progress(stage, done, total)``: called
     as each stage of ``STAGES`` starts (done = 0) and ends (done = total), and after every step
     of the short fit.
     """
@@ -434,7 +435,9 @@ def doctor(
         with stage("gradient_flow"):  # as the process computes: counts the subnormals
             flow = gradient_flow(model, loader, loss_fn, num_batches=num_batches, lr=lr)
             record("gradient_flow", flow)
-        subnormal = bool(flow.subnormal_gradients or flow.subnormal_activations)
+        subnormal = bool(
+            flow.subnormal_gradients or flow.subnormal_activations or flow.underflowing_squares
+        )
         if num_threads is None and subnormal and flush_denormal:
             num_threads = 1
         flush = _FlushDenormals(flush_denormal, num_threads)
@@ -445,6 +448,7 @@ def doctor(
                 "threads": torch.get_num_threads(),
                 "subnormal_gradients": flow.subnormal_gradients,
                 "subnormal_activations": flow.subnormal_activations,
+                "underflowing_squares": flow.underflowing_squares,
             }
             with stage("through_time"):
                 try:

@@ -97,7 +97,8 @@ class GradientFlowResult:
     ``received[j]`` is False for a parameter that no gradient reached (unused by the forward);
     ``lr`` and ``eps`` (the float resolution of the weights) set the absolute no-learning floor;
     ``subnormal_gradients`` / ``subnormal_activations`` are the fractions of entries that are
-    subnormal floats (None when not measured)."""
+    subnormal floats, ``underflowing_squares`` of gradient entries whose square is (the second
+    moments of Adam/RMSprop and every norm square them) (None when not measured)."""
 
     layers: list[str]
     grad_norm: torch.Tensor
@@ -107,6 +108,7 @@ class GradientFlowResult:
     lr: float = DEFAULT_LR
     eps: float = _FLOAT32_EPS
     subnormal_gradients: float | None = None
+    underflowing_squares: float | None = None
     subnormal_activations: float | None = None
 
     @property
@@ -244,6 +246,7 @@ class GradientFlowResult:
             "eps": self.eps,
             "max_update": self.max_update,
             "subnormal_gradients": self.subnormal_gradients,
+            "underflowing_squares": self.underflowing_squares,
             "subnormal_activations": self.subnormal_activations,
         }
 
@@ -299,11 +302,13 @@ def _loss_and_grads(
     return total
 
 
-def _subnormal_counts(tensor: torch.Tensor) -> tuple[int, int]:
-    """(subnormal entries, all entries) of a floating tensor."""
+def _subnormal_counts(tensor: torch.Tensor, *, squared: bool = False) -> tuple[int, int]:
+    """(subnormal entries, all entries) of a floating tensor; ``squared``: non-zero entries
+    whose square is below the smallest normal float (subnormal or flushed to 0)."""
     if not tensor.is_floating_point():
         return 0, 0
     tiny = torch.finfo(tensor.dtype).tiny
+    tiny = math.sqrt(tiny) if squared else tiny
     count = int(((tensor != 0) & (tensor.abs() < tiny)).sum())
     return count, tensor.numel()
 
@@ -344,7 +349,9 @@ def gradient_flow(
             handle.remove()
     named = weight_parameters(probe)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for _, p in named]
-    grad_counts = [_subnormal_counts(p.grad) for p in probe.parameters() if p.grad is not None]
+    grads_seen = [p.grad for p in probe.parameters() if p.grad is not None]
+    grad_counts = [_subnormal_counts(g) for g in grads_seen]
+    squares = [_subnormal_counts(g, squared=True) for g in grads_seen]
     grad_total = sum(total for _, total in grad_counts)
     return GradientFlowResult(
         layers=[n for n, _ in named],
@@ -355,6 +362,9 @@ def gradient_flow(
         lr=float(lr),
         eps=float(torch.finfo(named[0][1].dtype).eps),
         subnormal_gradients=sum(c for c, _ in grad_counts) / grad_total if grad_total else None,
+        underflowing_squares=(
+            sum(c for c, _ in squares) / grad_total if grad_total and squares else None
+        ),
         subnormal_activations=counts[0] / counts[1] if counts[1] else None,
     )
 
