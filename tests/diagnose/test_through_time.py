@@ -192,3 +192,11 @@ def test_bidirectional_rnn_is_refused_and_plot(tmp_path):
     result = gradient_through_time(model, [(x, y)], nn.CrossEntropyLoss())
     assert result.plot(tmp_path / "tt.png").read_bytes()[:4] == b"\x89PNG"
     assert math.isfinite(result.to_dict()["modules"][0]["decay"])
+
+
+def test_demo_orders_the_three_recurrent_gains():
+    from dlskills.diagnose.through_time import through_time_demo
+
+    default, edge, large = through_time_demo(steps=30).modules
+    assert default.decay < edge.decay < 1 < large.decay
+    assert large.name == "tanh RNN, gain 3"

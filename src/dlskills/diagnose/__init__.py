@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "GradientFlowCallback": "gradient_flow",
     "gradient_through_time": "through_time",
     "ThroughTimeResult": "through_time",
+    "through_time_demo": "through_time",
     "jacobian_spectrum": "jacobian",
     "log_norm_statistics": "jacobian",
     "JacobianSpectrum": "jacobian",

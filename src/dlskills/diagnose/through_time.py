@@ -171,8 +171,8 @@ class ThroughTimeResult:
         return {"loss": self.loss, "modules": [m.to_dict() for m in self.modules]}
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        """‖∂L/∂h_t‖ (solid) and the transport τ_t (dashed) against t, log scale, per module,
-        with the vanishing FAIL level of each."""
+        """|dL/dh_t| / |dL/dh_T| (solid) and the transport τ_t (dashed) against t, log scale, one
+        colour per module, with the vanishing and exploding FAIL levels."""
         from dlskills._plot import new_figure, save_figure
 
         if not self.modules:
@@ -180,32 +180,63 @@ class ThroughTimeResult:
         fig, ax = new_figure(size=(6.5, 4.2))
         for module in self.modules:
             t = torch.arange(1, module.steps + 1).numpy()
-            grad = module.grad_norm.clamp_min(1e-300).numpy()
+            entering = float(module.grad_norm[-1]) or 1.0
             (line,) = ax.plot(
-                t, grad, label=f"{module.name}: |dL/dh_t| (x{module.decay:.3g} per step back)"
+                t,
+                (module.grad_norm / entering).clamp(1e-300, 1e300).numpy(),
+                label=f"{module.name}: |dL/dh_t| (x{module.decay:.3g} per step back)",
             )
             ax.plot(
                 t,
-                (module.transport * module.grad_norm[-1]).clamp_min(1e-300).numpy(),
+                module.transport.clamp(1e-300, 1e300).numpy(),
                 linestyle="--",
                 color=line.get_color(),
-                label=f"{module.name}: transport from step T, scaled to |dL/dh_T|",
+                label=f"{module.name}: transport from step T",
             )
+        for level, kind, colour in (
+            (THROUGH_TIME_VANISHING_FAIL, "vanishing", "tab:red"),
+            (THROUGH_TIME_EXPLODING_FAIL, "exploding", "tab:purple"),
+        ):
             ax.axhline(
-                float(module.grad_norm.max()) * THROUGH_TIME_VANISHING_FAIL,
-                color=line.get_color(),
+                level,
+                color=colour,
                 linestyle=":",
-                linewidth=0.8,
-                label=f"{module.name}: vanishing FAIL ({THROUGH_TIME_VANISHING_FAIL:g} x largest)",
+                linewidth=0.9,
+                label=f"{kind} FAIL: {level:g} x the last step's",
             )
         ax.set(
             yscale="log",
             xlabel="time step t",
-            ylabel="|dL/dh_t| (loss units per state unit, log scale)",
-            title="Gradient flow through time",
+            ylabel="|dL/dh_t| / |dL/dh_T| (log scale)",
+            title="Gradient flow through time (catalog 1211.5063)",
         )
         ax.legend(fontsize=7)
         return save_figure(fig, path)
+
+
+def through_time_demo(steps: int = 100, seed: int = 0) -> ThroughTimeResult:
+    """Three tanh RNNs (64 units, last-state read-out) on the same ``steps``-long sequences whose
+    label is set by the first three steps: torch's default init (vanishing), an orthogonal
+    recurrent matrix at gain 1 (the edge) and at gain 3 (exploding). The figure of the docs."""
+    from dataclasses import replace
+
+    from dlskills import models
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, steps, 3, generator=generator)
+    y = (x[:, :3, 0].sum(1) > 0).long()
+    measured = []
+    for label, gain in (("default init", None), ("orthogonal, gain 1", 1.0), ("gain 3", 3.0)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = models.create(
+                "rnn", input_shape=(steps, 3), num_classes=2, cell="rnn", hidden_size=64
+            )
+            if gain is not None:
+                nn.init.orthogonal_(model.rnn.weight_hh_l0, gain=gain)
+        (module,) = gradient_through_time(model, [(x, y)], nn.CrossEntropyLoss()).modules
+        measured.append(replace(module, name=f"tanh RNN, {label}"))
+    return ThroughTimeResult(modules=measured, loss=math.nan)
 
 
 def _tensors(value: Any) -> Iterable[torch.Tensor]:
