@@ -68,10 +68,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reproducible across machines)",
     )
     how.add_argument(
+        "--accumulate",
+        type=int,
+        metavar="K",
+        help="sum the gradients of K batches before each optimizer step (= a K-times larger batch)",
+    )
+    how.add_argument(
+        "--precision",
+        choices=("32", "bf16"),
+        help="32 (default) or bf16 autocast for forward and loss (CPU and GPU)",
+    )
+    how.add_argument(
         "--compile",
         action="store_true",
         default=None,
         help="torch.compile the model (catalog 2002.03794)",
+    )
+
+    scale = parser.add_argument_group("several processes (torch.distributed; docs/distributed.md)")
+    scale.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="start N local worker processes through torch's elastic launcher (default 1); "
+        "under torchrun leave it out",
+    )
+    scale.add_argument(
+        "--strategy",
+        help="ddp (default with N > 1), local-sgd, easgd or downpour",
+    )
+    scale.add_argument(
+        "--sync-every",
+        type=int,
+        metavar="H",
+        help="communication period: local-sgd averages every H steps, easgd's tau, downpour's "
+        "n_fetch = n_push",
+    )
+    scale.add_argument(
+        "--strategy-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="strategy_arg",
+        help="extra strategy keyword (repeatable), e.g. --strategy-arg warmup_steps=100",
+    )
+    scale.add_argument(
+        "--max-restarts",
+        type=int,
+        metavar="K",
+        help="restart the worker group from the last checkpoint up to K times when a worker "
+        "dies (default 0)",
     )
 
     out = parser.add_argument_group("output")
@@ -107,35 +152,57 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     from dlskills.train.config import KEYS, parse_assignment
 
     given = {key: getattr(args, key) for key in KEYS if getattr(args, key, None) is not None}
-    for option, key in (("--opt", "opt"), ("--model-arg", "model_arg")):
+    for option, key, target in (
+        ("--opt", "opt", "opt"),
+        ("--model-arg", "model_arg", "model_args"),
+        ("--strategy-arg", "strategy_arg", "strategy_args"),
+    ):
         pairs = getattr(args, key) or []
         if pairs:
-            target = "opt" if key == "opt" else "model_args"
             given[target] = dict(parse_assignment(text, option) for text in pairs)
     return given
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from dlskills.train.config import make_config, read_config_file
     from dlskills.train.runs import resume_run, train_run
 
     overrides = _overrides(args)
+    distributed = "WORLD_SIZE" in os.environ  # a rank started by torchrun
     if args.resume is not None:
         if args.config is not None:
             raise ValueError("--resume takes the run's own config; drop --config")
+        if overrides.get("nproc", 1) > 1 or distributed:
+            raise ValueError(
+                "--resume runs in one process; a distributed run resumes by itself when its "
+                "group restarts (--max-restarts), or under torchrun with the same --out"
+            )
         summary = resume_run(args.resume, overrides)
     else:
         file_config = read_config_file(args.config) if args.config else {}
-        for key in ("opt", "model_args"):  # tables merge key by key
+        for key in ("opt", "model_args", "strategy_args"):  # tables merge key by key
             if key in overrides and key in file_config:
                 overrides[key] = {**file_config[key], **overrides[key]}
         config = make_config(file_config, overrides)
-        summary = train_run(config)
-    _print_summary(summary)
+        if config.nproc > 1:
+            from dlskills.distributed.launch import launch
+
+            return launch(config)
+        if distributed or config.strategy is not None:
+            from dlskills.distributed.launch import run_rank
+
+            summary = run_rank(config)
+        else:
+            summary = train_run(config)
+    if "rank" in summary:  # another rank than 0: rank 0 prints the run
+        return 1 if summary["stop_reason"] in ("non_finite", "error") else 0
+    print_summary(summary)
     return 1 if summary["stop_reason"] in ("non_finite", "error") else 0
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     accuracy = summary.get("test_accuracy")
     if accuracy is not None:
         shown = f"test accuracy {100 * accuracy:.2f} %"
@@ -145,6 +212,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"run {summary['run_dir']}: {shown}, {summary['epochs']} epochs / "
         f"{summary['steps']} steps in {summary['train_seconds']:.1f} s, "
         f"{summary['parameters']:,} parameters, stop reason {summary['stop_reason']}"
+        + (
+            f", {summary['world_size']} ranks ({summary['strategy']})"
+            if summary.get("world_size", 1) > 1
+            else ""
+        )
     )
     if summary.get("stop_message"):
         print(f"  {summary['stop_message']}")

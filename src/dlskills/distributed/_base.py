@@ -77,8 +77,19 @@ class DistributedStrategy(Strategy):
         else:
             self.rank, self.world_size, _ = environment_ranks()
 
+    @classmethod
+    def check_world_size(cls, world_size: int) -> None:
+        """Raise ValueError (naming --nproc) when the strategy cannot run on ``world_size``."""
+        if world_size < 1:
+            raise ValueError(f"--nproc must be ≥ 1, got {world_size}")
+
+    @classmethod
+    def data_ranks(cls, world_size: int) -> int:
+        """How many ranks share each global batch (all of them, unless some only serve)."""
+        return world_size
+
     # -- the process group ------------------------------------------------------------------------
-    def init_process_group(self, device: torch.device) -> None:
+    def start(self, device: torch.device) -> None:
         """Join the group torchrun describes (no-op when one exists or WORLD_SIZE is 1)."""
         if self.world_size == 1 or dist.is_initialized():
             return
@@ -106,7 +117,7 @@ class DistributedStrategy(Strategy):
         self._owns_group = True
 
     def setup(self, trainer: Trainer) -> None:
-        self.init_process_group(trainer.device)
+        self.start(trainer.device)
         if self.world_size > 1:
             # every rank starts from rank 0's weights; dropout and augmentation differ per rank
             with torch.no_grad():
@@ -164,10 +175,10 @@ class DistributedStrategy(Strategy):
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
-    def broadcast_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+    def broadcast(self, value: Any) -> Any:
         if self.world_size == 1:
-            return metrics
-        return broadcast_json(metrics if self.rank == 0 else None)
+            return value
+        return broadcast_json(value if self.rank == 0 else None)
 
     def barrier(self) -> None:
         if self.world_size > 1:

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 NAN_POLICIES = ("stop", "rollback", "off")
+PRECISIONS = ("32", "bf16")
+#: more local processes than this many per CPU core only queue behind each other
+MAX_PROCESSES_PER_CORE = 8
 
 
 @dataclass
@@ -60,6 +63,13 @@ class TrainConfig:
     tensorboard: bool = False
     early_stopping: int | None = None
     checkpoint_every: int | None = None
+    accumulate: int = 1
+    precision: str = "32"
+    strategy: str | None = None
+    nproc: int = 1
+    sync_every: int | None = None
+    strategy_args: dict[str, Any] = field(default_factory=dict)
+    max_restarts: int = 0
 
     def __post_init__(self) -> None:
         validate(self)
@@ -104,6 +114,20 @@ _RULES: dict[str, tuple[tuple[type, ...], bool, tuple[Any, str] | None]] = {
     "tensorboard": ((bool,), False, None),
     "early_stopping": ((int,), True, _POSITIVE),
     "checkpoint_every": ((int,), True, _POSITIVE),
+    "accumulate": ((int,), False, _POSITIVE),
+    "precision": ((str,), False, (lambda v: v in PRECISIONS, f"one of {PRECISIONS}")),
+    "strategy": ((str,), True, None),
+    "nproc": (
+        (int,),
+        False,
+        (
+            lambda v: 1 <= v <= MAX_PROCESSES_PER_CORE * (os.cpu_count() or 1),
+            f"in [1, {MAX_PROCESSES_PER_CORE} × the {os.cpu_count() or 1} CPU cores]",
+        ),
+    ),
+    "sync_every": ((int,), True, _POSITIVE),
+    "strategy_args": ((dict,), False, None),
+    "max_restarts": ((int,), False, _NON_NEGATIVE),
 }
 
 

@@ -46,13 +46,14 @@ from dlskills.train.callbacks import (
 from dlskills.train.callbacks.csv_logger import read_metrics
 from dlskills.train.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 from dlskills.train.compile import compile_model
-from dlskills.train.config import TrainConfig, make_config
+from dlskills.train.config import KEYS, TrainConfig, make_config
+from dlskills.train.strategy import Strategy
 from dlskills.train.trainer import Trainer
 
 # keys a resumed run may change: how it runs, not what it computes. The budget is fixed too: the
 # LR schedule saved in the checkpoint was built for it (a longer cosine run would continue at
 # its final, zero learning rate).
-RESUMABLE_OVERRIDES = frozenset({"progress", "device", "tensorboard", "threads"})
+RESUMABLE_OVERRIDES = frozenset({"progress", "device", "tensorboard", "threads", "max_restarts"})
 
 
 @dataclasses.dataclass
@@ -142,8 +143,9 @@ def _optimizer_kwargs(
     return kwargs
 
 
-def build(config: TrainConfig) -> Components:
-    """Seed, then build data, model, optimizer, LR schedule and loss from ``config``."""
+def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
+    """Seed, then build data, model, optimizer, LR schedule and loss from ``config``; the train
+    loader is this rank's shard under ``strategy``, and the strategy may supply the optimizer."""
     from dlskills import optim
     from dlskills.optim.schedules import build_schedule
 
@@ -154,12 +156,19 @@ def build(config: TrainConfig) -> Components:
     train_loader, val_loader, test_loader = splits.loaders(
         config.batch_size, seed=config.seed, eval_batch_size=max(512, config.batch_size)
     )
+    strategy = strategy or Strategy()
+    train_loader = _named("batch_size", strategy.prepare_loader, train_loader, config.seed)
     model = build_model(config, splits)
     optimizer_kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(config.optimizer), model)
     optimizer = _named(
-        "optimizer", optim.create, config.optimizer, model.parameters(), **optimizer_kwargs
-    )
-    steps_by_epochs = config.epochs * len(train_loader) if config.epochs else None
+        "strategy",
+        strategy.configure_optimizer,
+        model.parameters(),
+        optimizer=config.optimizer,
+        **optimizer_kwargs,
+    ) or _named("optimizer", optim.create, config.optimizer, model.parameters(), **optimizer_kwargs)
+    steps_per_epoch = -(-len(train_loader) // config.accumulate)
+    steps_by_epochs = config.epochs * steps_per_epoch if config.epochs else None
     total_steps = min(s for s in (steps_by_epochs, config.max_steps) if s is not None)
     if config.warmup_steps >= total_steps:
         raise ValueError(
@@ -189,24 +198,30 @@ def build(config: TrainConfig) -> Components:
     )
 
 
-def default_callbacks(config: TrainConfig, task: str = "classification") -> list[Callback]:
+def default_callbacks(
+    config: TrainConfig, task: str = "classification", *, main: bool = True
+) -> list[Callback]:
     """The callbacks a config asks for, in firing order (guard before clipping). The best
-    checkpoint is chosen by validation accuracy, or by validation loss for regression."""
+    checkpoint is chosen by validation accuracy, or by validation loss for regression. Ranks
+    other than the main one (``main=False``) get no loggers and no progress bar; they keep the
+    checkpoint callback, whose saves gather every rank's state (rank 0 writes)."""
     callbacks: list[Callback] = []
     if config.nan_policy != "off":
         callbacks.append(NaNGuard(config.nan_policy))
     if config.clip_grad_norm is not None:
         callbacks.append(GradClip(config.clip_grad_norm))
-    callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
+    if main:
+        callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
     if config.early_stopping is not None:
         callbacks.append(EarlyStopping(config.early_stopping, monitor="val_loss"))
     monitor = "val_accuracy" if task == "classification" else "val_loss"
     callbacks.append(ModelCheckpoint(monitor=monitor, every_n_steps=config.checkpoint_every))
-    if config.tensorboard:
+    if config.tensorboard and main:
         from dlskills.train.callbacks.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger())
-    callbacks.append(ProgressBar(enabled=None if config.progress else False))
+    if main:
+        callbacks.append(ProgressBar(enabled=None if config.progress else False))
     return callbacks
 
 
@@ -223,16 +238,21 @@ def new_run_dir(config: TrainConfig, root: str | os.PathLike[str] = "runs") -> P
 
 
 def _make_trainer(
-    config: TrainConfig, parts: Components, run_dir: Path, extra: list[Callback]
+    config: TrainConfig,
+    parts: Components,
+    run_dir: Path,
+    extra: list[Callback],
+    strategy: Strategy,
 ) -> Trainer:
     model = compile_model(parts.model) if config.compile else parts.model
+    task = getattr(parts.splits, "task", "classification")
     return Trainer(
         model,
         parts.optimizer,
         parts.loss_fn,
         parts.train_loader,
         parts.val_loader,
-        [*default_callbacks(config, getattr(parts.splits, "task", "classification")), *extra],
+        [*default_callbacks(config, task, main=strategy.is_main), *extra],
         max_epochs=config.epochs,
         max_steps=config.max_steps,
         scheduler=parts.scheduler,
@@ -240,7 +260,31 @@ def _make_trainer(
         device=config.device,
         run_dir=run_dir,
         config=config.to_dict(),
+        strategy=strategy,
+        accumulate_grad_batches=config.accumulate,
+        precision=config.precision,
     )
+
+
+def _strategy_for(config: TrainConfig, strategy: Strategy | None) -> Strategy:
+    if strategy is not None:
+        return strategy
+    if config.strategy is not None:
+        raise ValueError(
+            f"config key 'strategy' is {config.strategy!r}: pass the strategy object "
+            "(dlskills.distributed.strategy_for(config)) or run `dlskills train`"
+        )
+    return Strategy()
+
+
+def _record(config: TrainConfig, strategy: Strategy) -> dict[str, Any]:
+    """config.json: the config and the number of ranks it ran on."""
+    return {**config.to_dict(), "world_size": strategy.world_size}
+
+
+def config_from_record(record: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of a config.json (without what the run recorded beside it)."""
+    return make_config({k: v for k, v in record.items() if k in KEYS})
 
 
 def check_names(config: TrainConfig) -> None:
@@ -261,20 +305,30 @@ def check_names(config: TrainConfig) -> None:
 
 
 def train_run(
-    config: TrainConfig, *, callbacks: Sequence[Callback] = (), run_dir: Path | None = None
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+    run_dir: Path | None = None,
+    strategy: Strategy | None = None,
 ) -> dict[str, Any]:
-    """Train a fresh run from ``config`` into a new run directory; returns its summary."""
+    """Train a fresh run from ``config`` into a new run directory; returns its summary. Under a
+    distributed ``strategy`` every rank calls it; rank 0 names and writes the run folder."""
     check_names(config)
-    run_dir = run_dir or new_run_dir(config)
-    if (run_dir / "checkpoints").exists():
-        raise ValueError(
-            f"run folder {run_dir} already holds checkpoints; pick another --out or resume it "
-            "with --resume"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", config.to_dict())
-    parts = build(config)
-    trainer = _make_trainer(config, parts, run_dir, list(callbacks))
+    strategy = _strategy_for(config, strategy)
+    strategy.start(torch.device(config.device))
+    if strategy.is_main:
+        run_dir = run_dir or new_run_dir(config)
+        if (run_dir / "checkpoints").exists():
+            raise ValueError(
+                f"run folder {run_dir} already holds checkpoints; pick another --out or resume "
+                "it with --resume"
+            )
+    run_dir = Path(strategy.broadcast(str(run_dir) if strategy.is_main else None))
+    parts = build(config, strategy)
+    if strategy.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", _record(config, strategy))
+    trainer = _make_trainer(config, parts, run_dir, list(callbacks), strategy)
     trainer.fit()
     return finish_run(trainer, parts, config, run_dir)
 
@@ -284,11 +338,14 @@ def resume_run(
     overrides: dict[str, Any] | None = None,
     *,
     callbacks: Sequence[Callback] = (),
+    strategy: Strategy | None = None,
 ) -> dict[str, Any]:
     """Continue the run at ``path`` (a run directory, or a checkpoint inside one) exactly from
-    its last checkpoint. ``overrides`` may only change RESUMABLE_OVERRIDES keys."""
+    its last checkpoint. ``overrides`` may only change RESUMABLE_OVERRIDES keys. A distributed
+    run resumes with the same strategy and number of ranks (every rank calls this)."""
     run_dir, checkpoint = _locate(path)
     saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    recorded_world = saved.pop("world_size", 1)
     changed = sorted(k for k, v in (overrides or {}).items() if v is not None and saved.get(k) != v)
     forbidden = [k for k in changed if k not in RESUMABLE_OVERRIDES]
     if forbidden:
@@ -297,9 +354,18 @@ def resume_run(
             f"{', '.join(sorted(RESUMABLE_OVERRIDES))} may change)"
         )
     config = make_config(saved, {k: overrides[k] for k in changed})
-    atomic_write_json(run_dir / "config.json", config.to_dict())
-    parts = build(config)
-    trainer = _make_trainer(config, parts, run_dir, list(callbacks))
+    strategy = _strategy_for(config, strategy)
+    if recorded_world != strategy.world_size:
+        raise ValueError(
+            f"run {run_dir} was trained on {recorded_world} rank(s); resume it with "
+            f"--nproc {recorded_world} (this is {strategy.world_size}): the data order of "
+            "every rank depends on the number of ranks"
+        )
+    strategy.start(torch.device(config.device))
+    parts = build(config, strategy)
+    if strategy.is_main:
+        atomic_write_json(run_dir / "config.json", _record(config, strategy))
+    trainer = _make_trainer(config, parts, run_dir, list(callbacks), strategy)
     trainer.fit(resume_from=checkpoint)
     return finish_run(trainer, parts, config, run_dir)
 
@@ -323,14 +389,23 @@ def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 def finish_run(
     trainer: Trainer, parts: Components, config: TrainConfig, run_dir: Path
 ) -> dict[str, Any]:
-    """Evaluate the best checkpoint on the test split; write summary.json, plots and report.md."""
+    """Evaluate the best checkpoint on the test split; write summary.json, plots and report.md
+    (rank 0; other ranks return their rank, world and stop reason)."""
     from dlskills.report.run_report import write_run_report
 
+    strategy = trainer.strategy
+    if not strategy.is_main:
+        return {
+            "rank": strategy.rank,
+            "run_dir": str(run_dir),
+            "stop_reason": trainer.stop_reason.value if trainer.stop_reason else None,
+            **strategy.describe(),
+        }
     best = run_dir / "checkpoints" / "best"
     weights = best if checkpoint_paths(best)[0].is_file() else None
     if weights is not None:
         load_model_weights(parts.model, weights)
-    test = trainer.evaluate(parts.test_loader)
+    test = trainer.evaluate(parts.test_loader, model=parts.model)
     checkpointer = trainer.find_callback(ModelCheckpoint)
     val_accuracies = [row["val_accuracy"] for row in trainer.history if "val_accuracy" in row]
     summary = {
@@ -349,6 +424,7 @@ def finish_run(
         "model": config.model,
         "dataset": config.dataset,
         "optimizer": config.optimizer,
+        **strategy.describe(),
         "run_dir": str(run_dir),
         "environment": environment(),
     }
@@ -447,7 +523,7 @@ def load_run(path: str | os.PathLike[str]) -> LoadedRun:
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     config_dict = json.loads(config_path.read_text(encoding="utf-8"))
-    config = make_config(config_dict)
+    config = config_from_record(config_dict)
     seed_everything(config.seed)
     splits = load_data(config)
     model = build_model(config, splits)

@@ -8,14 +8,18 @@ A ``Strategy`` is a ``Callback`` with a few more hooks. The Trainer holds exactl
                                    batch); runs.build calls it before sizing the LR schedule
     configure_optimizer(...)       an optimizer the strategy needs instead of the config's
                                    (None: keep the config's)
+    start(device)                  join the process group (idempotent); runs.train_run calls it
+                                   before anything is written, to agree on the run folder
     setup(trainer)                 at the start of ``fit``, after the model is on its device and
                                    before a checkpoint is restored: wrap the model (DDP), start
                                    communication, seed this rank
-    eval_module(trainer)           the module validation, test and the ``best`` checkpoint
-                                   evaluate (EASGD: the centre variable; default: the model)
+    eval_module(trainer)           the module validation and test evaluate, and whose weights
+                                   a checkpoint stores as ``model.*`` (EASGD: the centre
+                                   variable; default: the model)
     reduce_sum(tensor)             the sum over ranks (metrics of the train shards)
-    broadcast_metrics(metrics)     rank 0's validation metrics on every rank, so every rank's
-                                   callbacks (early stopping, checkpoint choice) decide alike
+    broadcast(value)               rank 0's JSON value on every rank: the validation metrics, so
+                                   every rank's callbacks (early stopping, checkpoint choice)
+                                   decide alike, and the run folder's name
     rank_state(trainer)            the part of a checkpoint that differs between ranks: the random
                                    states always; replicas that drift apart (local SGD, EASGD) add
                                    their model and optimizer; ``gather_rank_states`` brings every
@@ -73,6 +77,9 @@ class Strategy(Callback):
         del params, settings
         return None
 
+    def start(self, device: torch.device) -> None:
+        del device
+
     def setup(self, trainer: Trainer) -> None:
         del trainer
 
@@ -102,8 +109,8 @@ class Strategy(Callback):
     def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
 
-    def broadcast_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
-        return metrics
+    def broadcast(self, value: Any) -> Any:
+        return value
 
     def rank_state(self, trainer: Trainer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """This rank's own part of a checkpoint: (JSON-able state, tensors)."""

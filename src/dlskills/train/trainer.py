@@ -200,9 +200,10 @@ class Trainer:
         return next((c for c in self.callbacks if isinstance(c, kind)), None)
 
     @torch.no_grad()
-    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
-        """Mean loss (and accuracy for classification) of the model on ``loader``."""
-        model = self.strategy.eval_module(self)
+    def evaluate(self, loader: Iterable[Any], model: nn.Module | None = None) -> dict[str, float]:
+        """Mean loss (and accuracy for classification) on ``loader`` of ``model`` (default: the
+        module the strategy evaluates, i.e. the model itself in one process)."""
+        model = self.strategy.eval_module(self) if model is None else model
         was_training = model.training
         model.eval()
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -429,7 +430,7 @@ class Trainer:
         if self.val_loader is not None:
             strategy = self.strategy
             measured = self.evaluate(self.val_loader) if strategy.is_main else {}
-            for key, value in strategy.broadcast_metrics(measured).items():
+            for key, value in strategy.broadcast(measured).items():
                 self.metrics[f"val_{key}"] = value
         self._epoch_complete = True
         self.train_seconds = time.perf_counter() - self._started
@@ -561,7 +562,7 @@ class Trainer:
         ``rank<r>.*``, onto rank 0); the result is complete on rank 0 only."""
         random_plain, random_tensors = self._random_state()
         tensors: dict[str, torch.Tensor] = {
-            f"model.{k}": v for k, v in unwrap(self.model).state_dict().items()
+            f"model.{k}": v for k, v in self.strategy.eval_module(self).state_dict().items()
         }
         tensors.update(random_tensors)
         callbacks = {}
