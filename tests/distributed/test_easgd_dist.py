@@ -10,7 +10,6 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dlskills.optim import EASGD as SimulatedEASGD
-from dlskills.train.checkpoint import CheckpointError
 
 LR, ALPHA = 0.2, 0.3
 
@@ -214,11 +213,6 @@ def test_one_rank_equals_one_simulated_worker(synchronous, momentum):
     }
 
 
-@pytest.mark.xfail(
-    raises=CheckpointError,
-    reason="Trainer.state records the strategy only with world_size > 1, so a one-process "
-    "checkpoint reads as 'single' and the easgd strategy refuses it",
-)
 @pytest.mark.parametrize("synchronous", [True, False])
 def test_one_rank_resumes_exactly(tmp_path, synchronous):
     """One process: a checkpoint after 12 steps (the worker, its x, v, clock, and the centre),

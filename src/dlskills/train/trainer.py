@@ -597,13 +597,14 @@ class Trainer:
             "config": self.config,
         }
         strategy = self.strategy
+        if strategy.name != Strategy.name:
+            state["strategy"] = strategy.name
         if strategy.world_size > 1:
             own_plain, own_tensors = strategy.rank_state(self)
             own_plain = {**own_plain, **random_plain}
             own_tensors = {**own_tensors, **random_tensors}
             gathered = strategy.gather_rank_states(own_plain, own_tensors)
             state["world_size"] = strategy.world_size
-            state["strategy"] = strategy.name
             if gathered is not None:
                 state["ranks"] = [plain for plain, _ in gathered]
                 for rank, (_, rank_tensors) in enumerate(gathered):
