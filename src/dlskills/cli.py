@@ -73,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as exc:
-        # User errors (bad option values, missing files) print one clear line, not a traceback.
+    except (ValueError, FileNotFoundError, ConnectionError) as exc:
+        # User errors (bad option values, missing files, an unreachable rendezvous) print one
+        # clear line, not a traceback.
         print(f"dlskills {args.verb}: error: {exc}", file=sys.stderr)
         return 2
 

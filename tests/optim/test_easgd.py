@@ -513,3 +513,14 @@ def test_paths_agree_on_groups_with_different_momentum_and_a_strided_parameter(s
     for path in ({"foreach": True}, {}):
         for a, b in zip(reference, run(**path)):
             torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_a_zero_learning_rate_from_a_warm_up_is_accepted_and_moves_nothing():
+    # a linear warm-up's first step has lr 0 (torch.optim accepts lr >= 0): workers that start
+    # at the centre take no gradient step, so no elastic force arises and nothing moves
+    start = torch.tensor([0.3, -1.2])
+    centre = start.clone().requires_grad_(True)
+    optimizer = EASGD([centre], lr=0.0, workers=2, alpha=0.25, tau=1)
+    for _ in range(3):
+        optimizer.step(lambda: _set_grad(centre))
+    assert torch.equal(centre.detach(), start)

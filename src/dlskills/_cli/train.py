@@ -118,6 +118,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="restart the worker group from the last checkpoint up to K times when a worker "
         "dies (default 0)",
     )
+    scale.add_argument(
+        "--port",
+        type=int,
+        metavar="P",
+        help="rendezvous port on 127.0.0.1 for --nproc (default: a free one)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
@@ -189,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
         if config.nproc > 1:
             from dlskills.distributed.launch import launch
 
-            return launch(config)
+            return launch(config, port=args.port)
+        if args.port is not None:
+            raise ValueError("--port is the rendezvous port of --nproc N (N > 1)")
         if distributed or config.strategy is not None:
             from dlskills.distributed.launch import run_rank
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -55,6 +57,22 @@ def environment_ranks() -> tuple[int, int, int]:
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"RANK={rank} and WORLD_SIZE={world_size} do not describe a rank")
     return rank, world_size, local_rank
+
+
+def local_port(port: int | None = None) -> int:
+    """``port`` when it is free on 127.0.0.1 (a one-line error naming --port otherwise), else a
+    free port the system picks."""
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"--port must be in 1…65535, got {port}")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port or 0))
+        except OSError as exc:
+            raise ValueError(
+                f"--port {port} is in use on 127.0.0.1 ({exc.strerror}); leave --port out to "
+                "take a free one"
+            ) from exc
+        return sock.getsockname()[1]
 
 
 class DistributedStrategy(Strategy):
@@ -102,19 +120,51 @@ class DistributedStrategy(Strategy):
         backend = self.backend or ("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(environment_ranks()[2])
+        endpoint = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        hosts_store = self.rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True"
+        if not hosts_store:
+            self._wait_for_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+        timeout = datetime.timedelta(seconds=self.timeout_s)
         try:
+            store, _, _ = next(
+                dist.rendezvous(
+                    "env://", rank=self.rank, world_size=self.world_size, timeout=timeout
+                )
+            )
+            # torchrun's agent keeps one store across restarts: without a per-attempt prefix a
+            # restarted rank can read a dead rank's address left by the previous attempt
+            attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
             dist.init_process_group(
                 backend,
+                store=dist.PrefixStore(f"dlskills/attempt-{attempt}", store),
                 rank=self.rank,
                 world_size=self.world_size,
-                timeout=datetime.timedelta(seconds=self.timeout_s),
+                timeout=timeout,
             )
         except (RuntimeError, dist.DistError) as exc:
-            endpoint = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
-            raise RuntimeError(
-                f"rank {self.rank} could not join the process group at {endpoint}: {exc}"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConnectionError(
+                f"rank {self.rank} could not join the process group at MASTER_ADDR:MASTER_PORT "
+                f"= {endpoint} within {self.timeout_s:g} s ({reason})"
             ) from exc
         self._owns_group = True
+
+    def _wait_for_store(self, host: str, port: int) -> None:
+        """Wait (up to the timeout) until the rendezvous store accepts connections, so that an
+        unreachable one is one clear error instead of the store client's logged C++ traces."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                with socket.create_connection((host, port), timeout=1.0):
+                    return
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise ConnectionError(
+                        f"rank {self.rank} could not reach the rendezvous at MASTER_ADDR:"
+                        f"MASTER_PORT = {host}:{port} within {self.timeout_s:g} s "
+                        f"({exc.strerror or exc})"
+                    ) from exc
+                time.sleep(0.1)
 
     def setup(self, trainer: Trainer) -> None:
         self.start(trainer.device)

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -75,7 +74,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 
-from dlskills.distributed._base import DistributedStrategy, register_strategy
+from dlskills.distributed._base import DistributedStrategy, local_port, register_strategy
 from dlskills.train.callbacks.base import CancelEpoch
 from dlskills.train.checkpoint import decode, encode
 from dlskills.train.strategy import unwrap
@@ -224,12 +223,6 @@ def _remote_abort(rank: int, message: str) -> None:
 
 def _rpc_name(rank: int) -> str:
     return f"downpour{rank}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _NoShard:
@@ -408,7 +401,7 @@ class Downpour(DistributedStrategy):
             if _SERVER is not None:
                 raise RuntimeError("another downpour server is running in this process")
             _SERVER = self._server
-        port = torch.tensor([_free_port() if self.is_server else 0], dtype=torch.int64)
+        port = torch.tensor([local_port() if self.is_server else 0], dtype=torch.int64)
         dist.broadcast(port, src=0)
         os.environ.setdefault("TP_SOCKET_IFNAME", "lo")  # TensorPipe listens on 127.0.0.1
         options = rpc.TensorPipeRpcBackendOptions(

@@ -46,7 +46,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import socket
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -56,7 +55,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from dlskills.distributed._base import DistributedStrategy, register_strategy
+from dlskills.distributed._base import DistributedStrategy, local_port, register_strategy
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
@@ -256,12 +255,6 @@ def _rpc_name(rank: int) -> str:
     return f"easgd{rank}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _flatten(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
@@ -403,7 +396,7 @@ class EASGD(DistributedStrategy):
             if _SERVER is not None:
                 raise RuntimeError("another easgd strategy is running in this process")
             _SERVER = self._server
-        port = torch.tensor([_free_port() if self.rank == 0 else 0], dtype=torch.int64)
+        port = torch.tensor([local_port() if self.rank == 0 else 0], dtype=torch.int64)
         dist.broadcast(port, src=0)
         os.environ.setdefault("TP_SOCKET_IFNAME", "lo")  # TensorPipe listens on 127.0.0.1
         options = rpc.TensorPipeRpcBackendOptions(

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from dlskills.distributed._base import STRATEGIES, DistributedStrategy, environment_ranks
+from dlskills.distributed._base import (
+    STRATEGIES,
+    DistributedStrategy,
+    environment_ranks,
+    local_port,
+)
 from dlskills.train.checkpoint import checkpoint_paths
 from dlskills.train.config import TrainConfig, make_config
 from dlskills.train.runs import check_names, new_run_dir, resume_run, train_run
@@ -73,12 +77,6 @@ def run_rank(config: TrainConfig) -> dict[str, Any]:
     return train_run(config, strategy=strategy)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def validate_launch(config: TrainConfig) -> None:
     """Everything that can be checked before a worker starts, as one-line ValueErrors."""
     if "RANK" in os.environ:
@@ -97,12 +95,14 @@ def validate_launch(config: TrainConfig) -> None:
         )
 
 
-def launch(config: TrainConfig) -> int:
-    """Run ``config`` on ``config.nproc`` local workers; the exit code for the CLI."""
+def launch(config: TrainConfig, port: int | None = None) -> int:
+    """Run ``config`` on ``config.nproc`` local workers, the rendezvous on 127.0.0.1 at ``port``
+    (a free one by default); the exit code for the CLI."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     validate_launch(config)
+    endpoint = f"127.0.0.1:{local_port(port)}"
     run_dir = Path(config.out) if config.out is not None else new_run_dir(config)
     worker_config = make_config(config.to_dict(), {"out": str(run_dir)})
     if worker_config.strategy is None:
@@ -113,7 +113,7 @@ def launch(config: TrainConfig) -> int:
         nproc_per_node=config.nproc,
         run_id=f"dlskills-{uuid.uuid4().hex[:12]}",
         rdzv_backend="c10d",
-        rdzv_endpoint=f"127.0.0.1:{_free_port()}",
+        rdzv_endpoint=endpoint,
         max_restarts=config.max_restarts,
         monitor_interval=0.2,
         local_addr="127.0.0.1",
@@ -146,7 +146,7 @@ def _worker_main(argv: list[str]) -> int:
     config = make_config(json.loads(argv[0]))
     try:
         summary = run_rank(config)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ConnectionError) as exc:
         rank = environment_ranks()[0]
         print(f"dlskills train (rank {rank}): error: {exc}", file=sys.stderr)
         return 2

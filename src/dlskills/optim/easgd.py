@@ -71,7 +71,6 @@ from dlskills.optim import _native
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
-    check_positive,
     check_unit_interval,
     dispatch,
 )
@@ -222,7 +221,7 @@ def worker_step_(
         raise ValueError("params, grads and diffs must have equal lengths")
     if momentum and (len(xs) != n or len(velocities) != n):
         raise ValueError("with momentum, xs and velocities need one tensor per parameter")
-    check_positive("lr", lr)
+    check_nonnegative("lr", lr)  # a warm-up schedule starts at 0
     check_unit_interval("momentum", momentum)
     check_nonnegative("weight_decay", weight_decay)
     check_fused(foreach, fused)
@@ -493,7 +492,7 @@ class EASGD(torch.optim.Optimizer):
 
     @staticmethod
     def _validate(group: dict[str, Any]) -> None:
-        check_positive("lr", group["lr"])
+        check_nonnegative("lr", group["lr"])
         check_unit_interval("alpha", group["alpha"], closed_top=True)
         check_unit_interval("momentum", group["momentum"])
         check_nonnegative("weight_decay", group["weight_decay"])
