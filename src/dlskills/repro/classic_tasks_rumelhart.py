@@ -59,8 +59,42 @@ def _papers_solution(result) -> bool:
     return mirrored and doubling and opposite
 
 
-def _solve_rate(results) -> float:
-    return sum(r.solved for r in results) / len(results)
+def _plot_weights(results, seeds, path, title: str) -> None:
+    """The input-to-hidden weights of each run, one panel per run (Hinton-diagram style)."""
+    from dlskills._plot import new_figure, save_figure
+
+    fig, axes = new_figure(1, len(results), size=(2.6, 2.4))
+    for ax, seed, result in zip(axes.flat, seeds, results):
+        weights = result.model[0].weight.detach()
+        limit = float(weights.abs().max())
+        image = ax.imshow(weights.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
+        state = "solved" if result.solved else "not solved"
+        ax.set(title=f"seed {seed}: {state}", xlabel="input", ylabel="hidden unit")
+        fig.colorbar(image, ax=ax, shrink=0.7)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def _plot_codes(result, seed, path) -> None:
+    """The 8-3-8 encoder's hidden code of each input pattern."""
+    from dlskills._plot import new_figure, save_figure
+
+    fig, ax = new_figure(size=(4.0, 4.0))
+    image = ax.imshow(result.hidden.numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set(
+        xlabel="hidden unit",
+        ylabel="input pattern",
+        title=f"rumelhart-1985: 8-3-8 codes (seed {seed})",
+        xticks=range(3),
+        yticks=range(8),
+    )
+    fig.colorbar(image, ax=ax, label="hidden activation")
+    save_figure(fig, path)
+
+
+def _solved(name: str, results, seeds) -> Measured:
+    """The solve rate, with each seed's outcome (1 solved, 0 not) as its values."""
+    return Measured.over_seeds(name, "", [float(r.solved) for r in results], seeds)
 
 
 def _median_sweeps(results) -> float:
@@ -76,6 +110,10 @@ def repro_1985(scale: str = "fast", seeds: int | Iterable[int] | None = None, ou
     )
     xor = [train_classic("xor", seed=seed) for seed in run.seeds]
     encoder = [train_classic("encoder", seed=seed) for seed in run.seeds]
+    run.figure(
+        "encoder_codes.png",
+        lambda path: _plot_codes(encoder[0], run.seeds[0], path),
+    )
     inputs = torch.eye(8, dtype=torch.float64)
     gradient_error = max(
         check_gradients(result.model, inputs[:, : result.model[0].in_features]).max_abs_error
@@ -84,8 +122,8 @@ def repro_1985(scale: str = "fast", seeds: int | Iterable[int] | None = None, ou
     return run.result(
         claim=CLAIM_1985,
         measured=[
-            Measured.exact("XOR solve rate", "", _solve_rate(xor)),
-            Measured.exact("encoder solve rate", "", _solve_rate(encoder)),
+            _solved("XOR solve rate", xor, run.seeds),
+            _solved("encoder solve rate", encoder, run.seeds),
             Measured.exact("XOR median sweeps (solved)", "sweeps", _median_sweeps(xor)),
             Measured.exact("back-prop vs finite differences", "max abs", gradient_error),
         ],
@@ -107,12 +145,16 @@ def repro_1986(scale: str = "fast", seeds: int | Iterable[int] | None = None, ou
         "rumelhart-1986", scale, seeds, out, default_seeds={"fast": range(5), "full": range(20)}
     )
     results = [train_classic("symmetry", seed=seed) for seed in run.seeds]
+    run.figure(
+        "symmetry_weights.png",
+        lambda path: _plot_weights(results, run.seeds, path, "rumelhart-1986: 6-2-1 weights"),
+    )
     solved = [r for r in results if r.solved]
     structure = sum(map(_papers_solution, solved)) / len(solved) if solved else 0.0
     return run.result(
         claim=CLAIM_1986,
         measured=[
-            Measured.exact("solve rate", "", _solve_rate(results)),
+            _solved("solve rate", results, run.seeds),
             Measured.exact("median sweeps (solved)", "sweeps", _median_sweeps(results)),
             Measured.exact("solved nets with the paper's solution", "", structure),
         ],

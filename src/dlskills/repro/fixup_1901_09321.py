@@ -54,18 +54,44 @@ def _train(arm: str, seed: int, steps: int, data) -> dict[str, float]:
     with torch.no_grad():
         first = F.cross_entropy(model(probe[0]), probe[1]).item()
     batches = torch.Generator().manual_seed(seed)
+    curve = []
     for _ in range(steps):
         index = torch.randint(0, len(x_train), (64,), generator=batches)
         loss = F.cross_entropy(model(x_train[index]), y_train[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        curve.append(loss.item())
     with torch.no_grad():
         last = F.cross_entropy(model(probe[0]), probe[1]).item()
         accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
     # a diverged run (NaN/inf) has learned nothing: count it as the uniform prediction's loss
     last = last if math.isfinite(last) else math.log(10)
-    return {"initial loss": first, "loss ratio": last / math.log(10), "accuracy": accuracy}
+    return {
+        "initial loss": first,
+        "loss ratio": last / math.log(10),
+        "accuracy": accuracy,
+        "curve": curve,
+    }
+
+
+def _plot(arms, seeds, path) -> None:
+    from dlskills._plot import new_figure, save_figure
+
+    fig, ax = new_figure()
+    labels = {"fixup": "Fixup", "he": "He init, no norm"}
+    for arm, runs in arms.items():
+        for seed, run in zip(seeds, runs):
+            ax.plot(run["curve"], label=f"{labels[arm]}, seed {seed}")
+    ax.axhline(math.log(10), color="k", linestyle=":", label="chance (ln 10)")
+    ax.set(
+        xlabel="SGD step",
+        ylabel="minibatch cross-entropy (nats)",
+        yscale="log",
+        title=f"1901.09321: ResNet-{DEPTH} without normalisation",
+    )
+    ax.legend(fontsize="small")
+    save_figure(fig, path)
 
 
 @register(CATALOG_ID)
@@ -75,6 +101,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     steps = run.pick(fast=60, full=600)
     data = digits_tensors(seed=0)
     arms = {arm: [_train(arm, seed, steps, data) for seed in run.seeds] for arm in ("fixup", "he")}
+    run.figure("training_loss.png", lambda path: _plot(arms, run.seeds, path))
 
     def row(name, unit, arm, key) -> Measured:
         return Measured.over_seeds(name, unit, [r[key] for r in arms[arm]], run.seeds)

@@ -80,7 +80,7 @@ def _plot(arms, path) -> None:
     ax.set(
         xlabel="log10 Var/E² of M_L (estimator at this number of inits)",
         ylabel="count",
-        title="1803.01719 FM2: measured (lines) vs the law's sampling distribution",
+        title="1803.01719 FM2: measured (lines) vs the law at this N",
     )
     ax.legend()
     save_figure(fig, path)
