@@ -19,6 +19,8 @@ exp(5β). And ``init_check`` estimates Var/E² from N inits: for a quantity this
 thresholds come from the law's own sampling distribution at this N: the repro draws the chain
 above directly (NumPy, no library code) many times and takes the 5–95 % band of the estimator
 for each net and of their ratio. Measured numbers outside the band would contradict the law.
+Measured: at fast scale (100 inits, seeds 0–1) 2.2 and 23 (ratio 10); at full scale (1,000
+inits, seeds 0–4) 3.1 and 62 (ratio 21 ± 10), approaching the law's 3.27, 85 and 26×.
 """
 
 from __future__ import annotations

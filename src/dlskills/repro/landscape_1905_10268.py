@@ -75,8 +75,9 @@ def _plot(results, path) -> None:
     from dlskills._plot import new_figure, save_figure
 
     fig, axes = new_figure(1, len(WIDTHS), size=(4.0, 3.6))
+    top = max(float(results[width].barriers.max()) for width in WIDTHS)  # one colour scale
     for ax, width in zip(axes.flat, WIDTHS):
-        image = ax.imshow(results[width].barriers.numpy(), cmap="viridis")
+        image = ax.imshow(results[width].barriers.numpy(), cmap="viridis", vmin=0, vmax=top)
         ax.set(title=f"width {width}: barriers (nats)", xlabel="minimum", ylabel="minimum")
         fig.colorbar(image, ax=ax)
     save_figure(fig, path)
