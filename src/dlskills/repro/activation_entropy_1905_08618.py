@@ -10,6 +10,11 @@ entropy in bits, averaged over the layer's units) on held-out digits for a four-
 ReLU MLP, at initialisation (the control arm) and after training; per seed the drop of entropy
 from the first to the last hidden layer and the least-squares slope over the four layers.
 
+Result: the trained nets' entropy does fall with depth (fast: 0.40 bits from the first to the
+last hidden layer, seeds 0–4), but the untrained nets' falls nearly as much (0.31 bits): training
+adds 0.09 ± 0.16 bits at fast scale and nothing at full scale (-0.01 ± 0.13, 2,000 steps), so at
+this scale depth, not learning, makes most of the drop — partial.
+
 Deviation: an MLP on 8×8 digits instead of the fully connected layers of an ImageNet CNN;
 entropy by binning each unit's range (the paper bins activations too).
 """
@@ -87,10 +92,10 @@ def _plot(runs, seeds, path) -> None:
     save_figure(fig, path)
 
 
-@register(CATALOG_ID)
+@register(CATALOG_ID, fast="partial")
 def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=None) -> Result:
     """Entropy per hidden layer of a trained digits MLP, against the untrained net."""
-    run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(5)})
+    run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": range(5), "full": range(5)})
     steps = run.pick(fast=300, full=2000)
     runs = [_one_seed(seed, steps) for seed in run.seeds]
     run.figure("entropy_vs_depth.png", lambda path: _plot(runs, run.seeds, path))
@@ -102,6 +107,13 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     def drop(values) -> float:
         return values[0] - values[-1]
 
+    extra = [drop(r["trained"]) - drop(r["init"]) for r in runs]
+    note = (
+        "The untrained nets' entropy falls with depth nearly as much: at this scale depth, not "
+        "training, makes most of the drop"
+        if sum(extra) / len(extra) <= 0.1
+        else ""
+    )
     return run.result(
         claim=CLAIM,
         measured=[
@@ -128,4 +140,5 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
             Threshold("test accuracy", ">", 0.85, "the net is trained"),
         ],
         config={"hidden": HIDDEN, "activation": "relu", "steps": steps, "optimizer": "Adam 1e-3"},
+        note=note,
     )
