@@ -56,8 +56,17 @@ def _draw(generator: torch.Generator) -> dict:
             out = [conv_out(*axis) for axis in zip(size, kernel, stride, padding, dilation)]
         except ValueError:
             continue
-        return dict(c_in=c_in, c_out=c_out, kernel=kernel, stride=stride, padding=padding,
-                    dilation=dilation, groups=groups, size=size, out=out)  # fmt: skip
+        return dict(
+            c_in=c_in,
+            c_out=c_out,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            size=size,
+            out=out,
+        )
 
 
 def _errors(seed: int, configs: int) -> dict[str, float]:
@@ -66,8 +75,13 @@ def _errors(seed: int, configs: int) -> dict[str, float]:
     for _ in range(configs):
         c = _draw(generator)
         conv_args = (c["stride"], c["padding"], c["dilation"], c["groups"])
-        weight = torch.randn(c["c_out"], c["c_in"] // c["groups"], *c["kernel"],
-                             generator=generator, dtype=torch.float64)  # fmt: skip
+        weight = torch.randn(
+            c["c_out"],
+            c["c_in"] // c["groups"],
+            *c["kernel"],
+            generator=generator,
+            dtype=torch.float64,
+        )
         bias = torch.randn(c["c_out"], generator=generator, dtype=torch.float64)
         x = torch.randn(2, c["c_in"], *c["size"], generator=generator, dtype=torch.float64)
         want = F.conv2d(x, weight, bias, *conv_args)
@@ -82,9 +96,16 @@ def _errors(seed: int, configs: int) -> dict[str, float]:
             (i + 2 * p - k) % s for i, p, k, s in zip(c["size"], c["padding"], k_hat, c["stride"])
         )
         layer = torch.nn.ConvTranspose2d(
-            c["c_out"], c["c_in"], c["kernel"], c["stride"], c["padding"], a, c["groups"],
-            dilation=c["dilation"], dtype=torch.float64,
-        )  # fmt: skip
+            c["c_out"],
+            c["c_in"],
+            c["kernel"],
+            c["stride"],
+            c["padding"],
+            a,
+            c["groups"],
+            dilation=c["dilation"],
+            dtype=torch.float64,
+        )
         with torch.no_grad():
             layer.weight.copy_(weight)
             reference = layer(y)
