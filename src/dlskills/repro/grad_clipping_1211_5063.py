@@ -43,7 +43,7 @@ from dlskills.repro.result import Claim, Measured, Result, Run, Threshold
 from dlskills.train.callbacks import GradClip
 
 CATALOG_ID = "1211.5063"
-HIDDEN, BATCH, MOMENTUM, MAX_NORM = 32, 32, 0.9, 1.0
+BATCH, MOMENTUM, MAX_NORM = 32, 0.9, 1.0
 RATES = (0.003, 0.01, 0.03, 0.1)
 CLAIM = Claim(
     text="On long-term tasks the gradients of a vanilla RNN explode; clipping the gradient norm "
@@ -54,10 +54,10 @@ CLAIM = Claim(
 )
 
 
-def rnn_model(length: int, seed: int) -> nn.Module:
+def rnn_model(length: int, hidden: int, seed: int) -> nn.Module:
     """The library's vanilla tanh RNN with an orthogonal recurrent matrix, seeded."""
     torch.manual_seed(seed)
-    model = create("rnn", input_shape=(length, 2), num_classes=1, cell="rnn", hidden_size=HIDDEN)
+    model = create("rnn", input_shape=(length, 2), num_classes=1, cell="rnn", hidden_size=hidden)
     nn.init.orthogonal_(model.rnn.weight_hh_l0)
     return model
 
@@ -69,7 +69,7 @@ def population_forward(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Te
     w_hh = torch.stack([m.rnn.weight_hh_l0 for m in models]).transpose(1, 2)
     bias = torch.stack([m.rnn.bias_ih_l0 + m.rnn.bias_hh_l0 for m in models])[:, None]
     inputs = x @ w_ih[:, None].transpose(2, 3)  # (G, B, T, H)
-    h = torch.zeros(x.shape[0], x.shape[1], HIDDEN, dtype=x.dtype)
+    h = torch.zeros(x.shape[0], x.shape[1], w_hh.shape[-1], dtype=x.dtype)
     for t in range(x.shape[2]):
         h = torch.tanh(torch.baddbmm(inputs[:, :, t] + bias, h, w_hh))
     head_w = torch.stack([m.head.weight for m in models]).transpose(1, 2)  # (G, H, 1)
@@ -84,7 +84,7 @@ def _mse(models, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def train_population(
-    seeds: Sequence[int], length: int, steps: int
+    seeds: Sequence[int], length: int, hidden: int, steps: int
 ) -> dict[tuple[int, bool, float], dict[str, float]]:
     """Train every (seed, clipped, rate) network; their validation and test MSE (inf when the
     run diverged) and the fraction of steps whose gradient norm exceeded ``MAX_NORM``."""
@@ -92,7 +92,7 @@ def train_population(
     data = {seed: load("adding", seed=seed, n=2000, length=length) for seed in seeds}
     models = []
     for seed, _, _ in arms:  # the same initialisation for every arm of a seed
-        models.append(rnn_model(length, seed))
+        models.append(rnn_model(length, hidden, seed))
     optimizer = torch.optim.SGD(
         [{"params": m.parameters(), "lr": rate} for m, (_, _, rate) in zip(models, arms)],
         lr=RATES[0],
@@ -118,10 +118,10 @@ def train_population(
         for index, (model, clipper) in enumerate(zip(models, clippers)):
             if clipper is not None:
                 clipper.on_after_backward(holders[index])
-                above[index] += float(clipper.last_norm > MAX_NORM)
+                above[index] += clipper.last_norm > MAX_NORM
             else:
                 norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])
-                above[index] += float(norm > MAX_NORM)
+                above[index] += norm > MAX_NORM
         optimizer.step()
     results = {}
     for split in ("val", "test"):
@@ -147,8 +147,8 @@ def best_rate(results, seed: int, clip: bool) -> tuple[float, dict[str, float]]:
 def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=None) -> Result:
     """Clipped vs unclipped SGD, each at its best learning rate, on the T-step adding task."""
     run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(5)})
-    length, steps = run.pick(fast=(50, 2000), full=(100, 6000))
-    results = train_population(run.seeds, length, steps)
+    length, hidden, steps = run.pick(fast=(50, 16, 2000), full=(100, 32, 6000))
+    results = train_population(run.seeds, length, hidden, steps)
     unclipped = [best_rate(results, seed, False) for seed in run.seeds]
     clipped = [best_rate(results, seed, True) for seed in run.seeds]
     relative = {
@@ -206,7 +206,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
             "task": "adding",
             "length": length,
             "steps": steps,
-            "hidden": HIDDEN,
+            "hidden": hidden,
             "batch": BATCH,
             "momentum": MOMENTUM,
             "max_norm": MAX_NORM,
