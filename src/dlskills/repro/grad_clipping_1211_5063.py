@@ -7,14 +7,14 @@ parameters off a "wall" of the error surface — and rescaling the gradient to a
 (adding, temporal order, …, T = 50–200) SGD with clipping succeeds more often than SGD.
 
 Protocol: the adding task at T = 50 (``dlskills.data.long_term.adding``, 2000 sequences split
-70/15/15; the trivial predictor's MSE is 1/6), a tanh RNN of 32 units read out linearly
-(``dlskills.models`` "rnn"), recurrent matrix orthogonal (spectral radius 1: the edge between
-vanishing and exploding), SGD with momentum 0.9, batches of 32. Arms: without clipping and with
-``GradClip(1.0)`` (norm mode), each at learning rates 0.003, 0.01, 0.03 and 0.1, the same
-initialisation and batches per seed. A run whose training loss turns non-finite has diverged
-(test MSE = inf). Per seed and arm, the learning rate with the lowest *validation* MSE is kept
-and its test MSE reported — the comparison is against the best unclipped rate, not a rate
-chosen to fail.
+70/15/15; the trivial predictor's MSE is 1/6), a tanh RNN of 32 units read out
+linearly (``dlskills.models`` "rnn"), recurrent matrix orthogonal (spectral radius 1:
+the edge between vanishing and exploding), SGD with momentum 0.9, batches of 32. Arms: without
+clipping and with ``GradClip(1.0)`` (norm mode), each at learning rates 0.003, 0.01, 0.03 and
+0.1, the same initialisation and batches per seed. A run whose training loss turns non-finite
+has diverged (test MSE = inf). Per seed and arm, the learning rate with the lowest *validation*
+MSE is kept and its test MSE reported — the comparison is against the best unclipped rate, not a
+rate chosen to fail.
 
 To fit seconds, every (seed, arm, rate) network trains at once: their weights are stacked and
 the tanh recursion h_t = tanh(W x_t + U h_{t−1} + b) runs as one batched matmul per step (the
@@ -22,8 +22,11 @@ same function as ``nn.RNN``: the test checks it against each model's own forward
 network keeps its own parameters, optimizer group and clipping.
 
 Deviation: the paper trains for millions of updates with T up to 200 and reports success rates;
-the fast scale is 2,000 updates at T = 50, the full scale 6,000 at T = 100, so "better than the
-best unclipped rate" is judged on test MSE, not on the paper's success criterion.
+here 2,000 updates at T = 50, judged on test MSE. Scales: full = seeds 0-2 and all four rates
+(measured: clipping beats the best unclipped rate on every seed, by 0.11 ± 0.09 of the trivial
+MSE; lr 0.1 diverges without clipping on every seed, never with it; but the best clipped run
+reaches only 0.87 ± 0.07 of the trivial MSE: partial). Fast = seed 0 and the rates 0.01-0.1, one
+population of six networks (about a third of the cost).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from dlskills.train.callbacks import GradClip
 
 CATALOG_ID = "1211.5063"
 BATCH, MOMENTUM, MAX_NORM = 32, 0.9, 1.0
-RATES = (0.003, 0.01, 0.03, 0.1)
+FULL_RATES = (0.003, 0.01, 0.03, 0.1)
+FAST_RATES = FULL_RATES[1:]  # 0.003 was never the best rate of either arm at full scale
 CLAIM = Claim(
     text="On long-term tasks the gradients of a vanilla RNN explode; clipping the gradient norm "
     "(Algorithm 1) makes SGD train where it otherwise fails (SGD-C succeeds on the pathological "
@@ -84,18 +88,18 @@ def _mse(models, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def train_population(
-    seeds: Sequence[int], length: int, hidden: int, steps: int
+    seeds: Sequence[int], length: int, hidden: int, steps: int, rates: Sequence[float]
 ) -> dict[tuple[int, bool, float], dict[str, float]]:
     """Train every (seed, clipped, rate) network; their validation and test MSE (inf when the
     run diverged) and the fraction of steps whose gradient norm exceeded ``MAX_NORM``."""
-    arms = [(seed, clip, rate) for seed in seeds for clip in (False, True) for rate in RATES]
+    arms = [(seed, clip, rate) for seed in seeds for clip in (False, True) for rate in rates]
     data = {seed: load("adding", seed=seed, n=2000, length=length) for seed in seeds}
     models = []
     for seed, _, _ in arms:  # the same initialisation for every arm of a seed
         models.append(rnn_model(length, hidden, seed))
     optimizer = torch.optim.SGD(
         [{"params": m.parameters(), "lr": rate} for m, (_, _, rate) in zip(models, arms)],
-        lr=RATES[0],
+        lr=rates[0],
         momentum=MOMENTUM,
     )
     clippers = [GradClip(MAX_NORM) if clip else None for _, clip, _ in arms]
@@ -139,16 +143,18 @@ def train_population(
 
 def best_rate(results, seed: int, clip: bool) -> tuple[float, dict[str, float]]:
     """The rate with the lowest validation MSE for (seed, arm), and its numbers."""
-    rate = min(RATES, key=lambda r: results[(seed, clip, r)]["val"])
+    rates = sorted({rate for s, c, rate in results if (s, c) == (seed, clip)})
+    rate = min(rates, key=lambda r: results[(seed, clip, r)]["val"])
     return rate, results[(seed, clip, rate)]
 
 
-@register(CATALOG_ID)
+@register(CATALOG_ID, fast="partial")
 def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=None) -> Result:
     """Clipped vs unclipped SGD, each at its best learning rate, on the T-step adding task."""
-    run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(5)})
-    length, hidden, steps = run.pick(fast=(50, 16, 2000), full=(100, 32, 6000))
-    results = train_population(run.seeds, length, hidden, steps)
+    run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0,), "full": (0, 1, 2)})
+    rates = run.pick(fast=FAST_RATES, full=FULL_RATES)
+    length, hidden, steps = 50, 32, 2000
+    results = train_population(run.seeds, length, hidden, steps, rates)
     unclipped = [best_rate(results, seed, False) for seed in run.seeds]
     clipped = [best_rate(results, seed, True) for seed in run.seeds]
     relative = {
@@ -156,7 +162,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
         "clipped": [r["test"] / ADDING_TRIVIAL_MSE for _, r in clipped],
     }
     diverged = {
-        clip: [sum(math.isinf(results[(s, clip, r)]["test"]) for r in RATES) for s in run.seeds]
+        clip: [sum(math.isinf(results[(s, clip, r)]["test"]) for r in rates) for s in run.seeds]
         for clip in (False, True)
     }
 
@@ -173,8 +179,8 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
             row("unclipped minus clipped (MSE / trivial)", "", gain),
             row("best unclipped rate", "", [rate for rate, _ in unclipped]),
             row("best clipped rate", "", [rate for rate, _ in clipped]),
-            row("unclipped runs diverged", f"of {len(RATES)} rates", diverged[False]),
-            row("clipped runs diverged", f"of {len(RATES)} rates", diverged[True]),
+            row("unclipped runs diverged", f"of {len(rates)} rates", diverged[False]),
+            row("clipped runs diverged", f"of {len(rates)} rates", diverged[True]),
             row(
                 "steps with gradient norm above the threshold, best clipped",
                 "fraction",
@@ -210,7 +216,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
             "batch": BATCH,
             "momentum": MOMENTUM,
             "max_norm": MAX_NORM,
-            "rates": RATES,
+            "rates": rates,
             "recurrent_init": "orthogonal",
             "selection": "best validation MSE per seed",
         },
