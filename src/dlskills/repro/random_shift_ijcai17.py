@@ -161,6 +161,9 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
                 "paper: random shifting lowers the test error",
             ),
         ],
+        note="on 8x8 digits the shifts cost accuracy instead (full scale, seeds 0-3, 15 epochs: "
+        "98.6 % without, 94.6 % integer, 97.9 % sub-pixel): a one-pixel shift of a 4x4 or 2x2 "
+        "map moves a quarter to half of it, far more than on the paper's 32-224 px inputs",
         config={
             "cnn": "conv16-pool2-conv32-pool2-linear",
             "max_shift": 1,
