@@ -214,8 +214,23 @@ def test_validate_flags_each_kind_of_problem():
             id="ok",
             status="verified",
             implemented_by=("dlskills.catalog.validate",),
-            check="1902.09843",
+            check="1812.05994",  # a registered reproduction whose fast verdict is reproduced
         ),
+        dataclasses.replace(
+            good,
+            id="c",
+            status="implemented",
+            implemented_by=("dlskills.catalog.validate",),
+            check="any",
+        ),
+        dataclasses.replace(
+            good,
+            id="r",
+            status="implemented",
+            implemented_by=("dlskills.catalog.validate",),
+            check="1812.05994",
+        ),
+        dataclasses.replace(good, id="t", check="tests/no/test_such_file.py"),
     ]
     problems = catalog.validate(entries)
     by_id = {}
@@ -230,8 +245,14 @@ def test_validate_flags_each_kind_of_problem():
     assert by_id["p"] == ["p: status 'planned' but implemented_by is set"]
     assert len(by_id["m"]) == 1 and "'dlskills.nope.X' does not import" in by_id["m"][0]
     assert len(by_id["a"]) == 1 and "see_also path 'dlskills.catalog.missing_name'" in by_id["a"][0]
+    assert by_id["c"] == ["c: check 'any' is neither a registered reproduction nor a test file"]
+    assert by_id["r"] == [
+        "r: check '1812.05994': its reproduction's fast verdict is 'reproduced', so the status "
+        "is 'verified', not 'implemented'"
+    ]
+    assert by_id["t"] == ["t: check 'tests/no/test_such_file.py': no such test file"]
     assert "ok" not in by_id
-    assert len(problems) == 9
+    assert len(problems) == 12
 
 
 def test_from_toml_rejects_malformed_entries():

@@ -82,7 +82,7 @@ def test_show_json_has_every_field(capsys):
     data = json.loads(out)
     assert data == catalog.get("1706.02677").to_dict()
     assert data["kind"] == ["code", "check"]
-    assert data["check"] == "tests/train/techniques/test_large_batch.py"
+    assert data["check"] == "1706.02677"
     assert "证明了大批次下 SGD 不稳定；" in data["note_zh"]
 
 

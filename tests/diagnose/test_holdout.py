@@ -1,7 +1,6 @@
 """Holdout guard (1511.05219, 1905.10360): the budget formula, Thresholdout's answers with the
 noise switched off (exact) and on (its Laplace scale), query counting and the warning."""
 
-import math
 import warnings
 
 import pytest
@@ -26,12 +25,12 @@ def holdout():
 
 
 def test_reuse_budget_formula():
-    # ⌊min(τ² m n / ln n, τ n)⌋
-    assert reuse_budget(10_000, 10, 0.05) == math.floor(0.0025 * 10 * 10_000 / math.log(10_000))
+    # by hand: τ² m n / ln n = 0.0025 · 10 · 10⁴ / 9.2103 = 27.14 < τ n = 500 → 27
     assert reuse_budget(10_000, 10, 0.05) == 27
-    assert reuse_budget(10_000, 2, 0.05) == 5  # m classes buy m/2 times the binary budget
-    assert reuse_budget(100, 1000, 0.05) == 5  # capped by τ·n
-    assert reuse_budget(100, 2, 0.01) == 1  # never below one query
+    assert reuse_budget(10_000, 2, 0.05) == 5  # 0.0025 · 2 · 10⁴ / 9.2103 = 5.43
+    assert reuse_budget(1_000, 4, 0.1) == 5  # 0.01 · 4 · 1000 / 6.9078 = 5.79 < τ n = 100
+    assert reuse_budget(100, 1000, 0.05) == 5  # 54.3 capped by τ n = 5
+    assert reuse_budget(100, 2, 0.01) == 1  # 0.0043 rounds to 0: never below one query
     with pytest.raises(ValueError, match="tolerance"):
         reuse_budget(100, 2, 1.5)
 

@@ -5,10 +5,9 @@ import pytest
 import torch
 from torch import nn
 
+from dlskills import repro
 from dlskills.diagnose.latent_recovery import (
     LatentRecoveryResult,
-    memorization_check,
-    plot_latent_recovery,
     recover_latents,
 )
 
@@ -46,20 +45,20 @@ def test_auc_by_hand():
     assert result.median_heldout == pytest.approx(0.3)
 
 
-def test_claim_a_memorising_generator_is_caught_small():
-    """A VAE decoder trained on 50 images recovers them far better than test images (AUC
-    > 0.9); trained on the whole training split it does not tell them apart (AUC < 0.7)."""
-    results = memorization_check((50, 1257), steps=1200)
-    assert results[50].auc > 0.9
-    assert results[50].median_train < results[50].median_heldout / 4
-    assert results[1257].auc < 0.7
+def test_fast_repro_a_memorising_generator_is_caught():
+    """A VAE decoder trained on 50 images recovers them far better than test images (AUC 0.996,
+    held-out median error 6x the training one); trained on the whole training split (1,257
+    images, the control) it does not tell them apart (AUC 0.48)."""
+    result = repro.get("1901.03396")(scale="fast")
+    assert result.verdict == repro.fast_verdict("1901.03396") == "reproduced", result.reason
+    assert result["AUC, 50 images"] > 0.9
+    assert result["AUC, 1257 images"] < 0.7
+    assert result["median error ratio held-out/train, 50 images"] > 4
 
 
 @pytest.mark.slow
-def test_claim_a_memorising_generator_is_caught(tmp_path):
-    """The documented run: AUC 1.00 (50 images; median errors 0.014 vs 0.17) against 0.52
-    (1,257 images; 0.102 vs 0.101)."""
-    results = memorization_check()
-    assert results[50].auc > 0.95 and results[1257].auc < 0.65
-    path = plot_latent_recovery(results, tmp_path / "recovery.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_full_repro_a_memorising_generator_is_caught(tmp_path):
+    """The documented run (2,400 steps, seeds 0-2) and its figure."""
+    result = repro.run("1901.03396", scale="full", out=tmp_path)
+    assert result.verdict == "reproduced", result.reason
+    assert (tmp_path / "recovery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

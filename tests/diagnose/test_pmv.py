@@ -12,13 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from dlskills import repro
 from dlskills.diagnose.pmv import (
-    DEFAULT_NOISE_RATES,
     PMVResult,
-    capacity_check,
     fit_line,
     flip_labels,
-    plot_pmv,
     pmv,
     rank_models,
     xor_task,
@@ -63,30 +61,26 @@ def test_slope_sign_on_an_oracle_that_ignores_the_noise():
     assert result.relevance == pytest.approx(1.0)
 
 
-def test_pmv_ranks_known_capacities_where_train_and_validation_accuracy_do_not(tmp_path):
-    check = capacity_check(seeds=(2,))
-    by_name = {r.name: r for r in check.results[0]}
-    assert check.pmv_picks == ("right",)
-    assert by_name["right"].relevance > by_name["too_small"].relevance + 0.4
-    assert by_name["right"].relevance > by_name["oversized"].relevance + 0.4
-    # the noise-free fits: train and validation accuracy both prefer the oversized net
-    assert check.train_picks == ("oversized",)
-    assert check.val_picks == ("oversized",)
-    assert by_name["oversized"].clean_accuracies[-1] < 0.8  # it memorised the flipped labels
-    assert plot_pmv(check.results[0], tmp_path / "pmv.png").stat().st_size > 1000
+def test_fast_repro_pmv_picks_the_capacity_validation_accuracy_misses(tmp_path):
+    """Seeds 0, 1, 2 (200 training points, noise rates 0/0.2/0.4, 300 steps): PMV picks the
+    4-unit net in every seed with relevance margins 0.66, 0.50, 0.70; training and validation
+    accuracy pick the 3×64 net in every seed. Written as result.json with its figure."""
+    result = repro.run("1905.10201", out=tmp_path)
+    assert result.verdict == repro.fast_verdict("1905.10201") == "reproduced", result.reason
+    assert result.quantity("PMV relevance margin").seeds == (0, 1, 2)
+    assert result["PMV picks the right capacity"] == 1.0
+    assert result["validation accuracy picks it"] == 0.0
+    assert result["training accuracy picks it"] == 0.0
+    assert result["PMV relevance margin"] > 0.2
+    assert (tmp_path / "pmv.png").stat().st_size > 1000
+    assert repro.load(tmp_path) == result
 
 
 @pytest.mark.slow
-def test_pmv_known_capacity_ranking_over_seeds():
-    """Six noise rates, 300 training points, 500 steps, three seeds: PMV picks the right capacity
-    in every seed, validation accuracy in none. (The 4-unit net sometimes stalls in a poor fit —
-    seed 3 — which shrinks its margin but not its rank.)"""
-    check = capacity_check(
-        seeds=(2, 3, 4), train_samples=300, noise_rates=DEFAULT_NOISE_RATES, steps=500
-    )
-    assert check.pmv_right == 1.0
-    assert check.val_right == 0.0
-    assert sum(check.margins) / len(check.margins) > 0.2  # measured 0.51, 0.04, 0.31
+def test_full_repro_pmv_over_six_seeds():
+    """Six noise rates, 300 points, 500 steps, seeds 0-5."""
+    result = repro.get("1905.10201")(scale="full")
+    assert result.verdict == "reproduced", result.reason
 
 
 def test_xor_task_and_rank_models_arguments():

@@ -58,13 +58,6 @@ def test_shuffle_block_keeps_left_half():
     torch.testing.assert_close(out[:, 0::2], x[:, :4])  # shuffle in 2 interleaves left/right
 
 
-def test_trains_on_digits_quickly():
-    torch.manual_seed(0)
-    model = DiCENetSmall(input_shape=(1, 8, 8), num_classes=10, width=8)
-    accuracy = quick_fit(model, digits_tensors(seed=0), epochs=3, lr=0.05, weight_decay=5e-4)
-    assert accuracy >= 0.8
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_dicenet_small_reaches_95_percent_on_digits():

@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dlskills import init
+from dlskills import init, repro
 from dlskills.models import create
 from dlskills.models._quickfit import digits_tensors, quick_fit
 from dlskills.models.fixup_resnet import FixupResNet
@@ -40,22 +39,16 @@ def test_init_apply_fixup_restores_the_rule_after_another_init():
     assert all(block.conv2.weight.abs().sum() == 0 for block in model.blocks)
 
 
-def test_depth_32_loss_falls_quickly_without_normalisation():
-    torch.manual_seed(0)
-    x_train, y_train, _, _ = digits_tensors(seed=0)
-    model = FixupResNet(input_shape=(1, 8, 8), num_classes=10, depth=32, width=4)
-    optimizer = torch.optim.SGD(fixup_param_groups(model, 0.2), lr=0.2, momentum=0.9)
-    first = F.cross_entropy(model(x_train), y_train).item()
-    assert first == pytest.approx(math.log(10), abs=1e-6)  # zero classifier: uniform output
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(60):
-        batch = torch.randint(0, len(x_train), (128,), generator=generator)
-        loss = F.cross_entropy(model(x_train[batch]), y_train[batch])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert F.cross_entropy(model(x_train), y_train).item() < 0.6 * first
-    assert all(torch.isfinite(p).all() for p in model.parameters())
+def test_fast_repro_fixup_trains_where_the_standard_init_does_not():
+    """ResNet-32 without normalisation, seeds 0-1, 60 SGD steps at lr 0.2: from Fixup the loss
+    starts at exactly ln 10 (zero classifier) and falls to 0.50 ln 10 (test accuracy 0.54); from
+    He init (the control) it starts at 5.2 and stays at ln 10 (accuracy 0.10)."""
+    result = repro.get("1901.09321")(scale="fast")
+    assert result.verdict == repro.fast_verdict("1901.09321") == "reproduced", result.reason
+    assert result["loss at init, Fixup"] == pytest.approx(math.log(10), abs=1e-6)
+    assert result["training loss / ln 10, Fixup"] < 0.6
+    assert result["training loss / ln 10, He (no norm)"] > 0.9
+    assert result["test accuracy, He (no norm)"] < 0.2
 
 
 def test_validation():

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlskills import repro
 from dlskills.nn import selu
 from dlskills.nn._registry import LAYERS
 from dlskills.nn.dropout import (
@@ -135,41 +136,14 @@ def test_bad_p_is_rejected(p):
         SpatialDropout(p)
 
 
-DIGITS_TRAIN, WIDTH, EPOCHS, LR, P_INPUT, P_HIDDEN = 300, 512, 300, 0.01, 0.2, 0.5
-
-
-@pytest.mark.slow
-def test_dropout_shrinks_the_generalisation_gap_on_digits():
-    """Check (dropout-2014): a 2×WIDTH ReLU MLP on the first DIGITS_TRAIN training digits (SGD +
-    momentum 0.9, EPOCHS epochs, batch 32) without dropout vs with the paper's rates (input
-    P_INPUT, hidden P_HIDDEN), 3 seeds. Gap = train acc − test acc (eval mode). Claim: the gap is
-    smaller with dropout for every seed, and the mean cross-entropy gap (test − train loss) too."""
-    from dlskills.models import create
-    from dlskills.models._quickfit import accuracy, digits_tensors, quick_fit
-
-    def loss(model, x, y):
-        model.eval()
-        with torch.no_grad():
-            return F.cross_entropy(model(x), y).item()
-
-    def build(dropout):
-        # same initial weights in both arms: nn.Dropout has no parameters
-        hidden = P_HIDDEN if dropout else 0.0
-        mlp = create("mlp", input_shape=(64,), num_classes=10, width=WIDTH, dropout=hidden)
-        return nn.Sequential(nn.Dropout(P_INPUT), mlp) if dropout else mlp
-
-    loss_gaps = {False: [], True: []}
-    for seed in range(3):
-        x_train, y_train, x_test, y_test = digits_tensors(seed, image=False)
-        data = (x_train[:DIGITS_TRAIN], y_train[:DIGITS_TRAIN], x_test, y_test)
-        acc_gaps = {}
-        for dropout in (False, True):
-            torch.manual_seed(seed)
-            model = build(dropout)
-            test_acc = quick_fit(model, data, epochs=EPOCHS, lr=LR, seed=seed, batch_size=32)
-            acc_gaps[dropout] = accuracy(model, *data[:2]) - test_acc
-            loss_gaps[dropout].append(loss(model, x_test, y_test) - loss(model, *data[:2]))
-        print(f"seed {seed}: acc gap {acc_gaps[False]:.4f} -> {acc_gaps[True]:.4f} with dropout; "
-              f"CE gap {loss_gaps[False][-1]:.3f} -> {loss_gaps[True][-1]:.3f}")  # fmt: skip
-        assert acc_gaps[True] < acc_gaps[False]
-    assert sum(loss_gaps[True]) < sum(loss_gaps[False])
+def test_fast_repro_dropout_raises_test_accuracy_and_shrinks_the_gap():
+    """The claim (dropout-2014) at fast scale: a 2×512 ReLU MLP on 300 digits, 100 epochs,
+    seeds 0-2, with the paper's rates (input 0.2, hidden 0.5) against none from the same
+    weights: test accuracy 92.4 vs 91.6 % (+0.7 points, every seed) and the train − test gap
+    7.7 vs 8.4 points, smaller on every seed."""
+    result = repro.get("dropout-2014")(scale="fast")
+    assert result.verdict == repro.fast_verdict("dropout-2014") == "reproduced", result.reason
+    assert result.quantity("test accuracy gain from dropout").seeds == (0, 1, 2)
+    assert result["test accuracy gain from dropout"] > 0
+    assert result["smallest gap reduction over the seeds"] > 0
+    assert result["test accuracy, dropout"] > 90.0

@@ -1,13 +1,5 @@
-"""Check for catalog 1211.5063 (Pascanu et al. 2012): gradient-norm clipping rescues a vanilla
-tanh RNN on the adding task.
-
-Set-up: adding task with T = 10 steps (2000 sequences, seed s), tanh RNN of 32 units read out
-linearly, SGD with momentum 0.9 at a learning rate of 0.2, batches of 32 drawn with
-replacement, 3000 steps, the same initialisation with and without ``GradClip(0.5)`` (norm
-mode); a run stops as diverged at its first non-finite training loss. Claim (every seed of 3):
-without clipping the gradients explode and the run ends with a non-finite test MSE (or one above
-the trivial predictor's 1/6); with clipping the test MSE is below 1/5 of the trivial
-predictor's.
+"""Catalog 1211.5063 (Pascanu et al. 2012): gradient-norm clipping against the best unclipped
+learning rate on the adding task at T = 50 (protocol in dlskills.repro.grad_clipping_1211_5063).
 """
 
 import math
@@ -15,47 +7,51 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from dlskills.data import load
-from dlskills.data.long_term import ADDING_TRIVIAL_MSE
-from dlskills.models import create
+from dlskills import repro
+from dlskills.repro.grad_clipping_1211_5063 import population_forward, rnn_model
 from dlskills.train.callbacks import GradClip
 
-LENGTH, HIDDEN, LR, STEPS, MAX_NORM = 10, 32, 0.2, 3000, 0.5
+
+def test_population_forward_is_each_models_own_forward_and_gradient():
+    models = [rnn_model(12, 8, seed) for seed in (0, 1, 2)]
+    x = torch.rand(3, 5, 12, 2)
+    out = population_forward(models, x)
+    expected = torch.stack([model(x[index]) for index, model in enumerate(models)])
+    torch.testing.assert_close(out, expected)
+    # each network's gradient (and so its clipping) is its own: GradClip on a member after the
+    # population backward equals GradClip after that model's own backward
+    out.pow(2).sum().backward()
+    twin = rnn_model(12, 8, 1)
+    twin(x[1]).pow(2).sum().backward()
+    for clipped in (models[1], twin):
+        GradClip(0.1).on_after_backward(SimpleNamespace(model=clipped))
+    for mine, theirs in zip(models[1].parameters(), twin.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad)
 
 
-def _test_mse(seed, clip):
-    """Test MSE after training; inf as soon as the training loss is non-finite (diverged)."""
-    splits = load("adding", seed=seed, n=2000, length=LENGTH)
-    (x_train, y_train), (x_test, y_test) = splits.train.tensors, splits.test.tensors
-    torch.manual_seed(seed)
-    model = create("rnn", input_shape=(LENGTH, 2), num_classes=1, cell="rnn", hidden_size=HIDDEN)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
-    # the callback itself, driven by a minimal loop (it only reads trainer.model)
-    clipper, trainer = GradClip(MAX_NORM), SimpleNamespace(model=model)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(STEPS):
-        batch = torch.randint(0, len(x_train), (32,), generator=generator)
-        loss = F.mse_loss(model(x_train[batch]), y_train[batch])
-        if not math.isfinite(loss.item()):
-            return math.inf
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            clipper.on_after_backward(trainer)
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        return F.mse_loss(model(x_test), y_test).item()
+def test_fast_repro_clipping_against_the_best_unclipped_rate():
+    """Seed 0, rates 0.01-0.1, 2,000 steps at T = 50: without clipping lr 0.1 diverges, with
+    clipping no rate does; the best clipped run (lr 0.01) ends below the best unclipped one
+    (0.948 vs 0.983 of the trivial MSE), but neither learns the task (the threshold asks for
+    0.8): partial, and the reason says which threshold fails."""
+    result = repro.get("1211.5063")(scale="fast")
+    assert result.verdict == repro.fast_verdict("1211.5063"), result.reason
+    assert result.verdict == "partial"
+    assert result["unclipped runs diverged"] >= 1
+    assert result["clipped runs diverged"] == 0
+    assert result["unclipped minus clipped (MSE / trivial)"] > 0
+    assert result["test MSE / trivial, best clipped rate"] < 1.0
+    assert "best clipped rate" in result.reason
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_norm_clipping_rescues_the_vanilla_rnn_on_adding(seed):
-    unclipped = _test_mse(seed, False)
-    clipped = _test_mse(seed, True)
-    print(f"seed {seed}: test MSE unclipped={unclipped:.4g} clipped={clipped:.4g} "
-          f"trivial={ADDING_TRIVIAL_MSE:.4g}")  # fmt: skip
-    assert not math.isfinite(unclipped) or unclipped > ADDING_TRIVIAL_MSE
-    assert clipped < ADDING_TRIVIAL_MSE / 5  # explains > 80% of the target variance
+@pytest.mark.timeout(7200)
+def test_full_repro_clipping_against_the_best_unclipped_rate():
+    """Seeds 0-2, rates 0.003-0.1 (measured: clipped beats the best unclipped rate on every seed
+    by 0.11 ± 0.09 of the trivial MSE; lr 0.1 diverges unclipped on every seed; the best clipped
+    run reaches 0.87 ± 0.07 of the trivial MSE, short of learning the task: partial)."""
+    result = repro.get("1211.5063")(scale="full")
+    assert result["unclipped minus clipped (MSE / trivial)"] > 0
+    assert result["clipped runs diverged"] == 0
+    assert not math.isnan(result["test MSE / trivial, best clipped rate"])

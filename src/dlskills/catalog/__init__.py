@@ -11,6 +11,11 @@ Status of an entry:
   implemented  ``implemented_by`` names the code (dotted paths that import)
   verified     implemented, and ``check`` names the reproduction/test that verifies its claim
 
+``check`` is the id of a registered reproduction (``dlskills.repro``: usually the entry's own id),
+a test file of the checkout, or (not verified yet) the entry's own id. With a reproduction the
+status follows from it: ``verified`` exactly when its fast verdict (declared at registration and
+asserted by its test) is ``reproduced``, otherwise ``implemented``.
+
 The TOML is read with ``importlib.resources`` so the catalog also works from an installed wheel.
 """
 
@@ -23,6 +28,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 KINDS = ("code", "check", "doc")
@@ -212,6 +218,39 @@ def _path_problem(entry_id: str, field_name: str, path: str) -> str | None:
     return None
 
 
+def _tests_folder() -> Path | None:
+    """The checkout's tests/ folder (None when dlskills runs from an installed wheel)."""
+    folder = Path(__file__).resolve().parents[3] / "tests"
+    return folder if folder.is_dir() else None
+
+
+def _check_problems(entry: Entry) -> list[str]:
+    """A check names a registered reproduction (``dlskills.repro``), a test file of the checkout,
+    or, for a planned entry, its own id (the reproduction to come). The status follows from a
+    registered reproduction: ``verified`` exactly when its declared (and tested) fast verdict is
+    ``reproduced``, ``implemented`` otherwise."""
+    from dlskills import repro
+
+    where = f"{entry.id}: check {entry.check!r}"
+    if repro.is_registered(entry.check):
+        verdict = repro.fast_verdict(entry.check)
+        expected = "verified" if verdict == "reproduced" else "implemented"
+        if entry.status != expected:
+            return [
+                f"{where}: its reproduction's fast verdict is {verdict!r}, so the status is "
+                f"{expected!r}, not {entry.status!r}"
+            ]
+        return []
+    if entry.check.startswith("tests/") and entry.check.endswith(".py"):
+        tests = _tests_folder()
+        if tests is not None and not (tests.parent / entry.check).is_file():
+            return [f"{where}: no such test file"]
+        return []
+    if entry.check == entry.id and entry.status != "verified":
+        return []  # a reproduction still to come
+    return [f"{where} is neither a registered reproduction nor a test file"]
+
+
 def validate(entries: Sequence[Entry]) -> list[str]:
     """Problems in ``entries`` (an empty list when the catalog is consistent)."""
     problems: list[str] = []
@@ -240,6 +279,8 @@ def validate(entries: Sequence[Entry]) -> list[str]:
             problems.append(f"{entry.id}: status 'planned' but implemented_by is set")
         if entry.status == "verified" and not entry.check:
             problems.append(f"{entry.id}: status 'verified' but no check is named")
+        if entry.check:
+            problems += _check_problems(entry)
         for field_name in ("implemented_by", "see_also"):
             for path in getattr(entry, field_name):
                 problem = _path_problem(entry.id, field_name, path)
@@ -266,9 +307,11 @@ def registry_links() -> list[tuple[str, str]]:
             for value in vars(module).values():
                 if isinstance(value, Registry):
                     registries[id(value)] = value
+    # reproductions are linked through an entry's `check`, not its implemented_by
     links = {
         (entry.catalog_id, entry.dotted_path)
         for registry in registries.values()
+        if registry.kind != "reproduction"
         for entry in registry.entries()
         if entry.catalog_id
     }

@@ -1,12 +1,10 @@
 """DiCE unit (1906.03516): semantics of the dimension-wise convs, any input size, counts."""
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dlskills.nn._counting import count_macs
+from dlskills import repro
 from dlskills.nn.conv.dice import DiCE, DimensionWiseConv2d, StridedDiCE, channel_shuffle
 
 
@@ -54,21 +52,21 @@ def test_shared_kernel_variant_is_translation_equivariant_along_height():
     torch.testing.assert_close(torch.roll(layer(x), 2, dims=2), layer(shifted))
 
 
-@pytest.mark.parametrize(("c_in", "c_out", "h", "w"), [(8, 16, 6, 6), (12, 12, 5, 7)])
-def test_dice_counts_match_the_closed_forms(c_in, c_out, h, w):
-    unit = DiCE(c_in, c_out, spatial_size=(h, w))
-    k, r = 3, 4
-    g = math.gcd(c_in, c_out)
-    # paper: DimConv k²(C + H + W) params, 3k²CHW MACs; DimFuse as in the module docstring
-    conv_params = k * k * (c_in + h + w) + 3 * c_in + k * k * c_in * c_out // g
-    conv_params += c_in * (c_in // r) + (c_in // r) * c_out
-    norm_act_params = 3 * (3 * c_in) + 3 * c_in + 3 * c_out  # BN (γ, β) + PReLU per channel
-    counts = count_macs(unit, (c_in, h, w))
-    assert counts.params == conv_params + norm_act_params
-    macs = 3 * k * k * c_in * h * w + 3 * c_in * h * w + h * w * k * k * c_in * c_out // g
-    macs += c_in * (c_in // r) + (c_in // r) * c_out
-    assert counts.macs == macs
-    assert unit(torch.randn(2, c_in, h + 3, w - 2)).shape == (2, c_out, h + 3, w - 2)
+def test_fast_repro_counts_match_the_paper_and_dicenet_learns_digits():
+    """The claim (1906.03516): DiCE units hold the paper's parameter and MAC formulas, cost a
+    small fraction of a regular 3×3 conv (measured 0.068), and DiCENet-small learns digits in 3
+    epochs (seeds 0-1; measured 88.5 and 85.2 %)."""
+    result = repro.get("1906.03516")(scale="fast")
+    assert result.verdict == repro.fast_verdict("1906.03516") == "reproduced", result.reason
+    assert result["parameters off the closed form"] == result["MACs off the closed form"] == 0
+    assert result["DiCE unit MACs / regular 3x3 conv MACs"] < 0.1
+    assert result.quantity("DiCENet-small test accuracy").seeds == (0, 1)
+    assert result["DiCENet-small test accuracy"] >= 80.0
+
+
+def test_dice_runs_at_other_sizes_than_its_construction_size():
+    unit = DiCE(12, 12, spatial_size=(5, 7))
+    assert unit(torch.randn(2, 12, 8, 5)).shape == (2, 12, 8, 5)
 
 
 def test_dice_output_is_projection_gated_by_sigmoid():
