@@ -15,26 +15,24 @@ original text inside as the fallback shown when KaTeX cannot parse it.
 from __future__ import annotations
 
 import ast
+import builtins
 import html
 import inspect
 import io
+import keyword
 import re
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer
-
-_GREEK = dict(
-    zip(
-        "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ",
-        r"\alpha \beta \gamma \delta \varepsilon \zeta \eta \theta \iota \kappa \lambda \mu \nu "
-        r"\xi \pi \rho \sigma \tau \upsilon \phi \chi \psi \omega \Gamma \Delta \Theta \Lambda \Xi "
-        r"\Pi \Sigma \Upsilon \Phi \Psi \Omega".split(),
-    )
+_GREEK_NAMES = (
+    "alpha beta gamma delta varepsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma "
+    "tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega"
 )
+_GREEK = {
+    letter: f"\\{name}"
+    for letter, name in zip("αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", _GREEK_NAMES.split(" "))
+}
 _SYMBOLS = {
     "·": r"\cdot",
     "⊙": r"\odot",
@@ -135,8 +133,9 @@ def unicode_to_tex(text: str) -> str:
             j = i
             while j < len(text) and text[j].isspace():
                 j += 1
-            # a wide gap after a comma separates two formulas; elsewhere it only aligns columns
-            wide = j - i >= 3 and bool(atoms) and atoms[-1] in (",", ";")
+            # a wide gap separates two formulas; three spaces only align columns, unless they
+            # follow a comma
+            wide = j - i >= 4 or (j - i == 3 and bool(atoms) and atoms[-1] in (",", ";"))
             atoms.append(r"\quad" if wide else " ")
             words.append(False)
             i = j
@@ -228,9 +227,7 @@ def _join(pieces: list[tuple[str, bool]]) -> str:
     parts = []
     for k, (tex, _) in enumerate(pieces):
         if tex == " ":
-            beside_word = (k > 0 and pieces[k - 1][1]) or (
-                k + 1 < len(pieces) and pieces[k + 1][1]
-            )
+            beside_word = (k > 0 and pieces[k - 1][1]) or (k + 1 < len(pieces) and pieces[k + 1][1])
             between = 0 < k < len(pieces) - 1 and not (
                 pieces[k - 1][0] in _OPERATORS or pieces[k + 1][0] in _OPERATORS
             )
@@ -258,14 +255,21 @@ def _looks_like_code(line: str) -> bool:
     return bool(re.search(r"[A-Za-z_]\w*\.[A-Za-z_]|\w\(", line))
 
 
+_INLINE = re.compile(r":math:`(?P<math>[^`]+)`|``(?P<code>.+?)``|`(?P<quoted>[^`]+)`")
+
+
 def inline_html(text: str) -> str:
-    """Escaped text with ``code`` spans."""
-    pieces = re.split(r"``(.+?)``|`([^`]+)`", text)
-    out = []
-    for k, piece in enumerate(pieces):
-        if piece is None:
-            continue
-        out.append(f"<code>{html.escape(piece)}</code>" if k % 3 else html.escape(piece))
+    """Escaped text with ``code`` spans and reST ``:math:`x``` as inline formulas."""
+    out, position = [], 0
+    for match in _INLINE.finditer(text):
+        out.append(html.escape(text[position : match.start()]))
+        if match["math"] is not None:
+            tex = html.escape(match["math"])
+            out.append(f'<span class="eq" data-tex="{tex}">{tex}</span>')
+        else:
+            out.append(f"<code>{html.escape(match['code'] or match['quoted'])}</code>")
+        position = match.end()
+    out.append(html.escape(text[position:]))
     return "".join(out)
 
 
@@ -282,12 +286,27 @@ def _equation_html(formula: str, note: str) -> str:
     )
 
 
-def _indented_html(lines: list[str]) -> str:
-    """An indented run: equation rows (with remarks) or, for code and tables, a pre block."""
+def _is_prose(formula: str) -> bool:
+    """More than two English words: a sentence or a table row, not a formula."""
+    words = [w for w in re.findall(r"[A-Za-z]{3,}", formula) if w not in _FUNCTIONS]
+    return len(words) > 2 or any(c in formula for c in '`"')
+
+
+def _indented_html(lines: list[str], latex: bool = False) -> str:
+    """An indented run: the LaTeX of a reST ``.. math::`` directive (``latex``), rows of
+    Unicode formulas with their remarks, reST prose with ``:math:`` (argument lists), or, for
+    code and tables, a pre block as written."""
+    text = inspect.cleandoc("\n".join(lines))
+    if latex:
+        tex = html.escape(" ".join(line.strip() for line in lines))
+        return f'<div class="eqs"><span class="eq eq-display" data-tex="{tex}">{tex}</span></div>'
+    if ":math:`" in text:
+        return f'<div class="indented"><p>{inline_html(text)}</p></div>'
+    plain = f"<pre>{html.escape(text)}</pre>"
     if any(_looks_like_code(line) for line in lines) or not any(
         r in line for line in lines for r in _RELATIONS
     ):
-        return f"<pre>{html.escape(inspect.cleandoc(chr(10).join(lines)))}</pre>"
+        return plain
     rows: list[list[str]] = []
     for line in lines:
         formula, note = line.strip(), ""
@@ -298,24 +317,31 @@ def _indented_html(lines: list[str]) -> str:
             rows[-1][1] = f"{rows[-1][1]} {line.strip()}".strip()  # the remark goes on
             continue
         rows.append([formula, note])
+    if any(_is_prose(formula) for formula, _ in rows):
+        return plain
     return '<div class="eqs">' + "".join(_equation_html(f, n) for f, n in rows) + "</div>"
 
 
 def prose_html(text: str) -> str:
-    """HTML for a docstring or comment: paragraphs, bullet lines, indented equation blocks."""
+    """HTML for a docstring or comment whose paragraphs start at column 0: paragraphs, bullet
+    lines, indented blocks (equations, or code as written)."""
     out: list[str] = []
     paragraph: list[str] = []
     indented: list[str] = []
 
+    latex = False  # the indented run follows a `.. math::` directive
+
     def flush() -> None:
-        if paragraph:
+        nonlocal latex
+        if paragraph and paragraph != [".. math::"]:  # the directive's block follows it
             out.append(f"<p>{inline_html(' '.join(paragraph))}</p>")
             paragraph.clear()
         if indented:
-            out.append(_indented_html(indented))
+            out.append(_indented_html(indented, latex))
             indented.clear()
+            latex = False
 
-    for line in inspect.cleandoc(text).splitlines():
+    for line in text.strip("\n").splitlines():
         if not line.strip():
             if indented:
                 indented.append("")
@@ -323,9 +349,11 @@ def prose_html(text: str) -> str:
                 flush()
             continue
         if line.startswith((" ", "\t")):
-            if paragraph:
+            if not indented:
+                latex = paragraph[-1:] == [".. math::"]
+            if paragraph and paragraph != [".. math::"]:
                 out.append(f"<p>{inline_html(' '.join(paragraph))}</p>")
-                paragraph.clear()
+            paragraph.clear()
             indented.append(line)
             continue
         if indented:
@@ -347,17 +375,75 @@ def prose_html(text: str) -> str:
 @dataclass
 class Block:
     prose: str  # HTML
-    code: str  # highlighted HTML (pygments spans), "" for prose-only blocks
+    code: str  # highlighted HTML (see highlight_lines), "" for prose-only blocks
     first_line: int  # 1-based line number of the first code line (0 without code)
     anchors: tuple[str, ...] = ()  # names defined on this block's lines (for #links)
 
 
-_FORMATTER = HtmlFormatter(nowrap=True)
+_BUILTINS = frozenset(dir(builtins))
+_CLASSES = {tokenize.STRING: "s", tokenize.COMMENT: "c", tokenize.NUMBER: "m"} | {
+    getattr(tokenize, name): "s"  # Python 3.12 splits f-strings into these
+    for name in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END")
+    if hasattr(tokenize, name)
+}
 
 
-def pygments_css() -> str:
-    """The stylesheet for the highlighted code (pygments' default style, scoped to .code)."""
-    return HtmlFormatter(style="default").get_style_defs(".code")
+def _token_class(token: tokenize.TokenInfo, previous: str) -> str:
+    """The CSS class of a token (site.css colours them): keyword, definition, builtin, ..."""
+    kind, text = token.type, token.string
+    if kind == tokenize.NAME:
+        if previous in ("def", "class"):
+            return "nf"
+        if keyword.iskeyword(text):
+            return "k"
+        return "nb" if text in _BUILTINS else ""
+    if kind == tokenize.OP:
+        return "o" if text == "@" else ""
+    return _CLASSES.get(kind, "")
+
+
+def highlight_lines(source: str) -> list[str]:
+    """HTML of each source line, tokens wrapped in ``<span class>`` (closed on every line, so
+    any subset of lines can be shown on its own)."""
+    lines = source.splitlines()
+    out = [[] for _ in lines]
+    column = [0] * len(lines)
+    previous = ""
+
+    def plain(row: int, end: int) -> None:
+        if end > column[row]:
+            out[row].append(html.escape(lines[row][column[row] : end]))
+            column[row] = end
+
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            continue
+        if token.type == tokenize.ENDMARKER:
+            break
+        css = _token_class(token, previous)
+        (row, col), (end_row, end_col) = token.start, token.end
+        for r in range(row - 1, end_row):
+            if r >= len(lines):
+                break
+            start = col if r == row - 1 else 0
+            stop = end_col if r == end_row - 1 else len(lines[r])
+            plain(r, start)
+            piece = html.escape(lines[r][start:stop])
+            out[r].append(f'<span class="{css}">{piece}</span>' if css else piece)
+            column[r] = stop
+        if token.type != tokenize.COMMENT:
+            previous = token.string
+    for r in range(len(lines)):
+        plain(r, len(lines[r]))
+    return ["".join(parts) for parts in out]
+
+
+def _dedent(docstring: str, indent: int) -> str:
+    """A docstring's text with the indentation of the code around it removed (an indented line
+    inside it, such as an equation block, keeps its own indentation)."""
+    first, *rest = docstring.expandtabs().splitlines() or [""]
+    rest = [line[indent:] if not line[:indent].strip() else line.lstrip() for line in rest]
+    return "\n".join([first.strip(), *rest])
 
 
 def _docstring_spans(tree: ast.Module) -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
@@ -377,7 +463,7 @@ def _docstring_spans(tree: ast.Module) -> tuple[dict[int, tuple[int, str]], dict
         ):
             continue
         doc = body[0]
-        spans[doc.lineno] = (doc.end_lineno or doc.lineno, body[0].value.value)
+        spans[doc.lineno] = (doc.end_lineno or doc.lineno, _dedent(doc.value.value, doc.col_offset))
         if not isinstance(node, ast.Module):
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             headers[start] = doc.lineno
@@ -392,7 +478,8 @@ def _comment_lines(source: str) -> dict[int, str]:
         if token.type == tokenize.COMMENT:
             row, col = token.start
             if not lines[row - 1][:col].strip():
-                found[row] = token.string.lstrip("#").strip()
+                text = token.string.lstrip("#")
+                found[row] = (text[1:] if text.startswith(" ") else text).rstrip()
     return found
 
 
@@ -443,17 +530,17 @@ def annotate(path: str | Path) -> list[Block]:
             current(new_prose=False)[1].append(n)
             n += 1
 
+    highlighted = highlight_lines(source)
     blocks = []
     for prose, code in raw:
         while code and not lines[code[-1] - 1].strip():
             code.pop()
         while code and not lines[code[0] - 1].strip():
             code.pop(0)
-        text = "\n".join(lines[k - 1] for k in code)
         blocks.append(
             Block(
                 prose="\n".join(prose_html(p) for p in prose),
-                code=highlight(text, PythonLexer(), _FORMATTER) if code else "",
+                code="\n".join(highlighted[k - 1] for k in code),
                 first_line=code[0] if code else 0,
                 anchors=tuple(definitions[k] for k in code if k in definitions),
             )

@@ -305,9 +305,6 @@ def _copy_static(folder: Path) -> None:
     static = resources.files("dlskills.report").joinpath("static")
     with resources.as_file(static) as source:
         shutil.copytree(source, folder / "static", dirs_exist_ok=True)
-    (folder / "static" / "pygments.css").write_text(
-        annotated_source.pygments_css(), encoding="utf-8"
-    )
 
 
 def _copy_figures(
@@ -434,7 +431,8 @@ def _render_docs(docs_folder: Path, target: Path, env: jinja2.Environment) -> di
             return match[0]
         page, _, fragment = href.partition("#")
         if page.endswith(".md") and Path(page).stem in pages and "/" not in page:
-            return f'<a href="{Path(page).stem}.html{"#" + fragment if fragment else ""}">{text}</a>'
+            anchor = f"#{fragment}" if fragment else ""
+            return f'<a href="{Path(page).stem}.html{anchor}">{text}</a>'
         return text  # a path into the repository: not part of the site
 
     target.mkdir(parents=True, exist_ok=True)
@@ -467,7 +465,7 @@ def build_site(
     *,
     results: str | Path | None = None,
     runs: Sequence[str | Path] = (),
-    docs: str | Path | None | bool = True,
+    docs: str | Path | bool | None = True,
 ) -> SiteReport:
     """Write the site into ``folder``. ``docs``: a docs/ folder to include, True for the source
     checkout's (when there is one), False/None for none. Inputs are checked before anything is
@@ -506,9 +504,7 @@ def build_site(
         result, figures = None, []
         if entry.id in found:
             result, source = found[entry.id]
-            figures = _copy_figures(
-                result, source, folder / "results" / slug(entry.id), skipped
-            )
+            figures = _copy_figures(result, source, folder / "results" / slug(entry.id), skipped)
         api = [_api_item(path) for path in entry.implemented_by]
         see_also = [_api_item(path) for path in entry.see_also]
         sources = _sources([item["module"] for item in api if item["module"]])

@@ -4,13 +4,19 @@
 
   // Each .eq holds its formula as text and, in data-tex, a LaTeX translation. KaTeX renders
   // the translation; when it cannot parse it, the original text stays, marked as plain.
-  function renderEquations() {
-    var equations = document.querySelectorAll(".eq[data-tex]");
+  // Formulas inside a closed <details> are typeset when it opens (long pages load faster).
+  function renderEquations(root) {
     if (typeof katex === "undefined") return;
-    equations.forEach(function (el) {
+    root.querySelectorAll(".eq[data-tex]:not(.eq-tex):not(.eq-plain)").forEach(function (el) {
+      var closed = el.closest("details:not([open])");
+      if (closed) return;
       var original = el.textContent;
       try {
-        katex.render(el.getAttribute("data-tex"), el, { throwOnError: true, strict: "ignore" });
+        katex.render(el.getAttribute("data-tex"), el, {
+          throwOnError: true,
+          strict: "ignore",
+          displayMode: el.classList.contains("eq-display"),
+        });
         el.classList.add("eq-tex");
         el.title = original;
       } catch (err) {
@@ -56,6 +62,11 @@
     apply();
   }
 
-  renderEquations();
+  renderEquations(document);
+  document.querySelectorAll("details").forEach(function (details) {
+    details.addEventListener("toggle", function () {
+      if (details.open) renderEquations(details);
+    });
+  });
   setUpFilters();
 })();
