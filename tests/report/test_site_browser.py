@@ -49,6 +49,8 @@ _PAGE_FACTS = """() => ({
   ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
   typeset: document.querySelectorAll('.eq-tex .katex').length,
   untypeset: document.querySelectorAll('.eq-plain').length,
+  pending: Array.from(document.querySelectorAll('.eq[data-tex]:not(.eq-tex):not(.eq-plain)'))
+                .filter(e => !e.closest('details:not([open])')).length,
 })"""
 
 
@@ -111,11 +113,15 @@ def test_every_page_loads_cleanly(browser_page, built_site):
         found = problems.take()
         found += [f"broken image: {src}" for src in facts["broken"]]
         found += [f"missing link target: {href}" for href in _missing_targets(facts, url)]
+        if facts["untypeset"] or facts["pending"]:
+            found.append(
+                f"formulas KaTeX failed on: {facts['untypeset']}, left: {facts['pending']}"
+            )
         if found:
             failures[path.relative_to(site).as_posix()] = found
         typeset += facts["typeset"]
     assert failures == {}
-    assert typeset > 100  # the docstrings' update rules, typeset by the shipped KaTeX
+    assert typeset > 50  # the docstrings' update rules, typeset by the shipped KaTeX
 
 
 def test_adabound_rule_is_typeset_by_katex(browser_page, built_site):
