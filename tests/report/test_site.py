@@ -71,7 +71,7 @@ def test_result_shows_claim_measured_threshold_verdict_figure_and_run(built_site
     assert "Warm-up keeps large-batch accuracy within half a point." in text
     assert "76.3 %" in text and "Table 1" in text
     assert "97.25 ± 0.41 %" in text and "0, 1, 2" in text
-    assert ">= 96.5" in text and "within 0.5 pt of one worker" in text
+    assert "≥ 96.5" in text and "within 0.5 pt of one worker" in text
     assert "the warm-up arm stays within the margin on every seed" in text
     assert "2026-12-05T12:00:00Z" in text and '"batch_size": 512' in text
     copied = site / "results" / slug(roles["good"]) / "figures" / "curve.png"

@@ -283,10 +283,23 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
+    env.filters["op"] = lambda op: _OPERATORS.get(op, op)
+    env.filters["cell"] = _cell
     env.globals["version"] = __version__
     env.filters["slug"] = slug
     env.filters["inline"] = lambda text: markupsafe.Markup(annotated_source.inline_html(text))
     return env
+
+
+_OPERATORS = {">=": "≥", "<=": "≤", "!=": "≠", "==": "="}
+
+
+def _cell(text: str) -> str:
+    """A metrics.csv cell: numbers to 4 significant digits, anything else as written."""
+    try:
+        return _fmt(float(text)) if "." in text or "e" in text.lower() else text
+    except ValueError:
+        return text
 
 
 def _fmt(value: Any) -> str:
