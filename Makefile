@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv demo test test-slow lint bench site site-png clean
 
 $(STAMP): pyproject.toml constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/dlskills bench
+
+# the reading list as a static site in build/site (open build/site/index.html)
+site: $(STAMP)
+	$(VENV)/bin/dlskills report --site build/site
+
+# docs/figures/site.png, the README's screenshot (needs chromium: apt-get install chromium)
+site-png: $(STAMP)
+	$(PY) tests/report/test_site_browser.py docs/figures/site.png
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

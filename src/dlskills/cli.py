@@ -26,7 +26,6 @@ VERBS: dict[str, str] = {
     "report": "report",
     "conv-arith": "conv_arith",
     "plot": "plot",
-    "sweep": "sweep",
 }
 
 

@@ -289,13 +289,12 @@ def validate(entries: Sequence[Entry]) -> list[str]:
     return problems
 
 
-def registry_links() -> list[tuple[str, str]]:
-    """(catalog_id, dotted_path) for every registered component that names a catalog id, across
-    all project registries that exist (found by type in REGISTRY_PACKAGES and their
-    ``_registry`` modules). The dotted path is the object's defining module and qualname."""
+def registries() -> list[Any]:
+    """Every project registry that exists (instances of dlskills._registry.Registry found by
+    type in REGISTRY_PACKAGES and their ``_registry`` modules)."""
     from dlskills._registry import Registry
 
-    registries: dict[int, Registry] = {}
+    found: dict[int, Registry] = {}
     for package in REGISTRY_PACKAGES:
         for module_name in (package, f"{package}._registry"):
             try:
@@ -306,11 +305,18 @@ def registry_links() -> list[tuple[str, str]]:
                 raise
             for value in vars(module).values():
                 if isinstance(value, Registry):
-                    registries[id(value)] = value
-    # reproductions are linked through an entry's `check`, not its implemented_by
+                    found[id(value)] = value
+    return list(found.values())
+
+
+def registry_links() -> list[tuple[str, str]]:
+    """(catalog_id, dotted_path) for every registered component that names a catalog id, across
+    all project registries (``registries()``). The dotted path is the object's defining module
+    and qualname."""
     links = {
         (entry.catalog_id, entry.dotted_path)
-        for registry in registries.values()
+        for registry in registries()
+        # reproductions are linked through an entry's `check`, not its implemented_by
         if registry.kind != "reproduction"
         for entry in registry.entries()
         if entry.catalog_id
@@ -325,6 +331,7 @@ __all__ = [
     "from_toml",
     "get",
     "load",
+    "registries",
     "registry_links",
     "resolve",
     "sections",
