@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv demo test test-slow docs lint bench clean
 
 $(STAMP): pyproject.toml constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dlskills train
 
+# --dist loadgroup: a docs page's blocks stay on one worker, in order (conftest.py)
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# every docs/README block at full scale, every printed output compared
+docs: $(STAMP)
+	DLSKILLS_DOCS_SCALE=full $(PY) -m pytest -q docs README.md
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
