@@ -4,8 +4,13 @@ pytest through Sybil (a maintained doc-testing library), so a page that drifts f
 Conventions for page authors (the markdown renders as usual; the options live in the fence's info
 string or in HTML comments, which a reader does not see):
 
-- ``python`` blocks run in order in one namespace per page. ``<!-- invisible-code-block: python
-  ... -->`` runs set-up code the reader need not see (a small model for ``model``).
+- ``python`` blocks run in order in one namespace per page. The placeholders pages use without
+  defining them are set up first, small: ``torch``, ``nn``, ``F``; ``model`` (the default CNN),
+  ``loss_fn``, ``optimizer`` (AdamW over it), ``scheduler``; ``train_loader``/``loader``,
+  ``val_loader``, ``test_loader`` (batches of 64 from 256/128/128 digits); ``images``, ``labels``
+  (8 test digits), ``inputs`` (2 of them), ``x``, ``y`` (a training batch).
+  ``<!-- invisible-code-block: python ... -->`` runs
+  other set-up code the reader need not see.
 - ``bash`` / ``sh`` blocks: every line is a shell command (``# comments`` ignored); ``console``
   blocks: lines starting with ``$ `` are commands and the lines after one are its expected output.
   Commands run with ``dlskills`` and ``python`` resolving to the interpreter under test
@@ -228,6 +233,51 @@ def output_mismatch(expected: list[str], actual: list[str], tolerance: float) ->
     return match(0, 0)
 
 
+def _placeholders() -> dict[str, Any]:
+    """The names pages use for "your model and data" (see the module docstring)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlskills.data import load
+    from dlskills.models import create
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # as `dlskills train` does: small models, a shared machine
+    splits = load("digits", seed=0)
+
+    def loader(part: Any, count: int, shuffle: bool) -> DataLoader:
+        x, y = part.tensors
+        generator = torch.Generator().manual_seed(0)
+        dataset = TensorDataset(x[:count], y[:count])
+        return DataLoader(dataset, batch_size=64, shuffle=shuffle, generator=generator)
+
+    model = create("cnn", input_shape=(1, 8, 8), num_classes=10)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    images, labels = splits.test.tensors[0][:8], splits.test.tensors[1][:8]
+    train_loader = loader(splits.train, 256, True)
+    x, y = splits.train.tensors[0][:64], splits.train.tensors[1][:64]
+    return {
+        "x": x,
+        "y": y,
+        "torch": torch,
+        "nn": nn,
+        "F": F,
+        "model": model,
+        "loss_fn": nn.CrossEntropyLoss(),
+        "optimizer": optimizer,
+        "scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 40),
+        "train_loader": train_loader,
+        "loader": train_loader,
+        "val_loader": loader(splits.val, 128, False),
+        "test_loader": loader(splits.test, 128, False),
+        "images": images,
+        "labels": labels,
+        "inputs": images[:2],
+    }
+
+
 def _set_up_page(namespace: dict[str, Any]) -> None:
     folder = Path(tempfile.mkdtemp(prefix="dlskills-docs-"))
     for name in ("benchmarks", "tests"):
@@ -236,6 +286,8 @@ def _set_up_page(namespace: dict[str, Any]) -> None:
     namespace["docs_env"] = _shell_environment(folder)
     namespace["docs_previous_cwd"] = os.getcwd()
     os.chdir(folder)
+    namespace["DOCS_SCALE"] = SCALE
+    namespace.update(_placeholders())
 
 
 def _tear_down_page(namespace: dict[str, Any]) -> None:
