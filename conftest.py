@@ -17,8 +17,9 @@ string or in HTML comments, which a reader does not see):
   (``.venv/bin/`` prefixes are dropped), in a fresh folder per page (so ``runs/first`` written by
   one block is there for the next) that links the repository's ``benchmarks/`` and ``tests/``.
 - Expected output is compared line by line: text equal up to runs of spaces, numbers equal up to
-  ``tol`` (relative, fence option ``tol=0.02``; default: equal as numbers), and a line ``...``
-  matches any number of lines.
+  ``tol`` (relative, fence option ``tol=0.02``; default: equal as numbers); a line ``...``
+  matches any number of lines, a line ending in ``...`` any line that starts like it. A command
+  must exit with status 0, or with the block's ``exit=N`` (error messages shown on a page).
 - Scale: ``DLSKILLS_DOCS_SCALE=small`` (the default, what CI runs) applies a block's ``small``
   option: for shell blocks extra arguments appended to each command (``small="--epochs 2"``), for
   any block ``OLD->NEW`` substitutions separated by ``;`` (``small="rounds=21->rounds=1"``); the
@@ -168,6 +169,7 @@ def _run_shell(example: Example) -> None:
     env = example.namespace["docs_env"]
     compare = SCALE == "full" or "small" not in options
     tolerance = float(options.get("tol", 0))
+    expected_status = int(options.get("exit", 0))
     timeout = float(options.get("timeout", 300))
     for command, expected in _commands(language, str(source)):
         command = _at_scale(command.replace(".venv/bin/", ""), options, append=True)
@@ -181,7 +183,7 @@ def _run_shell(example: Example) -> None:
             stdin=subprocess.DEVNULL,
         )
         output = completed.stdout + completed.stderr
-        if completed.returncode != 0:
+        if completed.returncode != expected_status:
             raise AssertionError(
                 f"{example.path}:{example.line}: `{command}` exited with "
                 f"{completed.returncode}:\n{output[-3000:]}"
@@ -196,6 +198,9 @@ def _run_shell(example: Example) -> None:
 
 
 def _line_mismatch(expected: str, actual: str, tolerance: float) -> str | None:
+    if expected.endswith("...") and expected.strip() != "...":
+        expected = expected[:-3].rstrip()
+        actual = actual[: len(expected)]
     expected_numbers, actual_numbers = NUMBER.findall(expected), NUMBER.findall(actual)
     expected_text, actual_text = (" ".join(NUMBER.sub("#", s).split()) for s in (expected, actual))
     if expected_text != actual_text or len(expected_numbers) != len(actual_numbers):
