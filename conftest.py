@@ -148,7 +148,7 @@ def _shell_environment(folder: Path) -> dict[str, str]:
 def _commands(language: str, source: str) -> list[tuple[str, list[str]]]:
     """(command, expected output lines) pairs; bash blocks have no expected output."""
     commands: list[tuple[str, list[str]]] = []
-    for line in re.sub(r"\\\n\s*", " ", source).splitlines():  # join continued lines
+    for line in re.sub(r"\s*\\\n\s*", " ", source).splitlines():  # join continued lines
         if language == "console":
             if line.startswith("$ "):
                 commands.append((line[2:], []))
