@@ -18,9 +18,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dlskills train
 
-# --dist loadgroup: a docs page's blocks stay on one worker, in order (conftest.py)
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2
 
 # every docs/README block at full scale, every printed output compared
 docs: $(STAMP)

@@ -313,8 +313,10 @@ pytest_collect_file = Sybil(
 ).pytest()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # a page's blocks share a namespace and a folder: keep them on one xdist worker, in order
-    for item in items:
-        if hasattr(item, "example"):
-            item.add_marker(pytest.mark.xdist_group(Path(item.example.path).name))
+def pytest_configure(config: pytest.Config) -> None:
+    # A page's blocks share a namespace and a folder, so they must run on one xdist worker, in
+    # order: xdist's "loadfile" keeps each file on one worker. ("loadgroup" with xdist_group
+    # marks does not group under pytest 9, whose node ids no longer read xdist's rewrite.) For
+    # test modules "loadfile" differs from the default "load" only in how work is balanced.
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadfile"
