@@ -9,8 +9,9 @@ string or in HTML comments, which a reader does not see):
   ``loss_fn``, ``optimizer`` (AdamW over it), ``scheduler``; ``train_loader``/``loader``,
   ``val_loader``, ``test_loader`` (batches of 64 from 256/128/128 digits); ``images``, ``labels``
   (8 test digits), ``inputs`` (2 of them), ``x``, ``y`` (a training batch).
-  ``<!-- invisible-code-block: python ... -->`` runs
-  other set-up code the reader need not see.
+  ``<!-- invisible-code-block: python ... -->`` runs other set-up code the reader need not see,
+  and checks numbers quoted in tables and prose against the block that produced them
+  (``if DOCS_SCALE == "full": assert ...`` where the full computation is slow).
 - ``bash`` / ``sh`` blocks: every line is a shell command (``# comments`` ignored); ``console``
   blocks: lines starting with ``$ `` are commands and the lines after one are its expected output.
   Commands run with ``dlskills`` and ``python`` resolving to the interpreter under test
