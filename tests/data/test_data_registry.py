@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from dlskills.data import DATASETS, DataSplits, load
-from dlskills.data._registry import split_counts, standardize, three_way_split
+from dlskills.data._registry import carve, split_counts, standardize, three_way_split
 
 
 def tiny_splits(n_train=10):
@@ -85,6 +85,40 @@ def test_split_counts_and_three_way_split():
     assert np.bincount(labels[test]).tolist() == [5] * 4
     with pytest.raises(ValueError, match="val_fraction"):
         three_way_split(200, seed=1, val_fraction=1.0, test_fraction=0.1)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        None,
+        np.repeat(np.arange(4), 50),
+        # unequal classes whose shares tie in their remainders: the tie-break draws matter
+        np.array([0] * 7 + [1] * 7 + [2] * 5 + [3] * 3 + [4] * 9 + [5] * 2),
+        np.random.default_rng(0).integers(0, 10, 600),
+    ],
+    ids=["unstratified", "balanced", "ties", "random"],
+)
+def test_carve_draws_what_scikit_learn_draws(labels):
+    """carve() reimplements train_test_split's draw so that data loading skips sklearn's import;
+    the datasets' splits (and every documented number) depend on it being the same draw."""
+    from sklearn.model_selection import train_test_split
+
+    n = 200 if labels is None else len(labels)
+    indices = np.arange(n)[::-1].copy()  # positions and sample indices differ
+    for seed in range(6):
+        for size in (19, n // 3, n - 12):
+            stratify = None if labels is None else labels[indices]
+            rest, carved = train_test_split(
+                indices, test_size=size, random_state=seed, stratify=stratify
+            )
+            expected = np.sort(rest), np.sort(carved)
+            measured = carve(indices, size, seed, labels)
+            assert all(np.array_equal(a, b) for a, b in zip(measured, expected, strict=True))
+
+
+def test_carve_refuses_what_cannot_be_stratified():
+    with pytest.raises(ValueError, match="cannot stratify 5 samples of 3 classes"):
+        carve(np.arange(5), 2, 0, np.array([0, 0, 1, 1, 2]))
 
 
 def test_standardize_uses_train_statistics_only():

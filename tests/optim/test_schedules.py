@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -107,3 +109,24 @@ def test_step_schedule_needs_milestones_and_unknown_names_fail():
 def test_linear_scaling_rule_validates(args, argument):
     with pytest.raises(ValueError, match=argument):
         linear_scaling_rule(*args)
+
+
+def test_schedules_is_an_attribute_of_the_package_in_a_fresh_interpreter():
+    """Issue 16: ``optim.schedules`` raised AttributeError unless something had imported it."""
+    code = (
+        "import sys\n"
+        "from dlskills import optim\n"
+        "assert 'dlskills.optim.schedules' not in sys.modules\n"
+        "print(optim.schedules.build_schedule.__name__, optim.averaging.__name__)\n"
+        "try:\n"
+        "    optim.no_such_thing\n"
+        "except AttributeError as error:\n"
+        "    print(error)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.splitlines() == [
+        "build_schedule dlskills.optim.averaging",
+        "module 'dlskills.optim' has no attribute 'no_such_thing'",
+    ]

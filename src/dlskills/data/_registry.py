@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlskills._registry import Registry
@@ -108,10 +107,61 @@ def carve(
     indices: np.ndarray, size: int, seed: int, labels: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``indices`` into (rest, carved) with ``size`` carved out at random, stratified by
-    ``labels[indices]`` when labels are given (scikit-learn's ``train_test_split``)."""
-    stratify = None if labels is None else labels[indices]
-    rest, carved = train_test_split(indices, test_size=size, random_state=seed, stratify=stratify)
-    return np.sort(rest), np.sort(carved)
+    ``labels[indices]`` when labels are given.
+
+    The draw is scikit-learn's ``train_test_split(indices, test_size=size, random_state=seed,
+    stratify=...)`` (ShuffleSplit / StratifiedShuffleSplit), index for index, made with numpy's
+    ``RandomState`` here so that loading data does not import scikit-learn (≈ 2 s before a run's
+    first step; tests/data/test_data_registry.py compares the two):
+
+      unstratified   one permutation π of the n positions: carved = π[:size], rest = π[size:]
+      stratified     per class k (sorted labels, n_k members in index order), the rest gets
+                     r_k and the carved part c_k members, both from the largest-remainder
+                     rounding below; then, class by class, a permutation of the n_k members
+                     gives the first r_k to the rest and the next c_k to the carved part.
+    """
+    rng = np.random.RandomState(seed)
+    if labels is None:
+        order = rng.permutation(len(indices))
+        return np.sort(indices[order[size:]]), np.sort(indices[order[:size]])
+    classes, class_of, class_sizes = np.unique(
+        labels[indices], return_inverse=True, return_counts=True
+    )
+    rest_size = len(indices) - size
+    if class_sizes.min() < 2 or min(rest_size, size) < len(classes):
+        raise ValueError(
+            f"cannot stratify {len(indices)} samples of {len(classes)} classes (smallest class: "
+            f"{class_sizes.min()}) into parts of {rest_size} and {size}"
+        )
+    members = np.split(np.argsort(class_of, kind="stable"), np.cumsum(class_sizes)[:-1])
+    rest_counts = _proportional_counts(class_sizes, rest_size, rng)
+    carved_counts = _proportional_counts(class_sizes - rest_counts, size, rng)
+    rest, carved = [], []
+    for k in range(len(classes)):
+        shuffled = members[k][rng.permutation(class_sizes[k])]
+        rest.append(shuffled[: rest_counts[k]])
+        carved.append(shuffled[rest_counts[k] : rest_counts[k] + carved_counts[k]])
+    return np.sort(indices[np.concatenate(rest)]), np.sort(indices[np.concatenate(carved)])
+
+
+def _proportional_counts(
+    class_sizes: np.ndarray, draws: int, rng: np.random.RandomState
+) -> np.ndarray:
+    """``draws`` shared among classes in proportion to ``class_sizes``: the floors of the exact
+    shares, then one more for the largest remainders, ties among equal remainders drawn at random
+    (scikit-learn's ``_approximate_mode``, the same random draws)."""
+    shares = class_sizes / class_sizes.sum() * draws
+    counts = np.floor(shares)
+    missing = int(draws - counts.sum())
+    remainders = shares - counts
+    for remainder in np.unique(remainders)[::-1]:
+        if missing == 0:
+            break
+        (tied,) = np.where(remainders == remainder)
+        chosen = rng.choice(tied, size=min(len(tied), missing), replace=False)
+        counts[chosen] += 1
+        missing -= len(chosen)
+    return counts.astype(int)
 
 
 def three_way_split(

@@ -6,6 +6,8 @@ this package (``dlskills.optim.AdaBound``), resolved through the registry. Sched
 (``AveragedParameters``), and ``compile_step(optimizer)`` compiles an optimizer's update.
 """
 
+import importlib
+import importlib.util
 from typing import Any
 
 from dlskills.optim._registry import OPTIMIZERS, register_optimizer
@@ -31,6 +33,9 @@ def closure_kind(optimizer: Any) -> str | None:
 
 
 def __getattr__(attribute: str) -> Any:
+    # public submodules (``optim.schedules``) resolve on first access, as after an import of them
+    if not attribute.startswith("_") and importlib.util.find_spec(f"{__name__}.{attribute}"):
+        return importlib.import_module(f"{__name__}.{attribute}")
     try:
         return OPTIMIZERS.find_object(attribute)
     except AttributeError:
