@@ -52,8 +52,10 @@ class SavedFigures(list):
             if not ax.get_visible() or not ax.has_data():
                 continue
             assert suptitle.strip() or ax.get_title().strip(), "panel without a title"
-            if ax.axison:
+            # an axis that shows values needs its label (a twin's hidden x axis does not)
+            if ax.axison and ax.xaxis.get_visible() and len(ax.get_xticks()):
                 assert ax.get_xlabel().strip(), f"no x label on {ax.get_title()!r}"
+            if ax.axison and ax.yaxis.get_visible() and len(ax.get_yticks()):
                 assert ax.get_ylabel().strip(), f"no y label on {ax.get_title()!r}"
             labelled = [h for h in ax.get_legend_handles_labels()[1] if not h.startswith("_")]
             if len(labelled) >= 2:

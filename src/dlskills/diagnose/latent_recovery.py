@@ -160,9 +160,14 @@ def plot_latent_recovery(results: dict[int, LatentRecoveryResult], path: str | P
     """Per training-set size, the recovery errors of training and held-out images (log x)."""
     from matplotlib.ticker import NullFormatter
 
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import label_axes, legend, new_figure, save_figure
 
-    fig, axes = new_figure(1, len(results), size=(4.0, 3.2))
+    fig, axes = new_figure(
+        1,
+        len(results),
+        size=(4.0, 3.2),
+        title="Latent recovery: can the decoder reproduce training vs held-out images?",
+    )
     for ax, (size, result) in zip(axes[0], sorted(results.items())):
         everything = torch.cat([result.train_errors, result.heldout_errors]).clamp_min(1e-8)
         bins = torch.logspace(
@@ -172,10 +177,13 @@ def plot_latent_recovery(results: dict[int, LatentRecoveryResult], path: str | P
         ax.hist(result.heldout_errors.tolist(), bins=bins, alpha=0.6, label="held-out")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("recovery error (MSE per pixel)")
-        ax.set_title(f"trained on {size} images: AUC {result.auc:.2f}", fontsize=9)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("images")
+        label_axes(
+            ax,
+            "recovery error (MSE per pixel)",
+            "images",
+            title=f"trained on {size} images: AUC {result.auc:.2f}",
+        )
+        legend(ax)
     return save_figure(fig, path)
 
 

@@ -174,17 +174,23 @@ def plot_width_convergence(result: WidthConvergence, path: str | Path) -> Path:
     against the width (log–log, with the 1/√N slope for reference)."""
     from matplotlib.ticker import NullFormatter
 
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import integer_ticks, label_axes, legend, new_figure, save_figure
 
-    fig, axes = new_figure(1, 2, size=(5.0, 3.8))
+    fig, axes = new_figure(
+        1, 2, size=(5.0, 3.8), title="Mean-field MLP: training converges as the width N grows"
+    )
     curves_ax, distance_ax = axes[0]
     for width in result.widths:
         curves_ax.plot(result.steps, result.curves[width].mean(0).tolist(), label=f"N = {width}")
-    curves_ax.set_xlabel("SGD step")
-    curves_ax.set_ylabel("training cross-entropy")
     curves_ax.set_yscale("log")
-    curves_ax.legend(fontsize=8)
-    curves_ax.set_title("mean-field MLP, two hidden layers of width N", fontsize=9)
+    label_axes(
+        curves_ax,
+        "SGD step",
+        "training cross-entropy (nats, log scale)",
+        title="two hidden layers of width N",
+    )
+    integer_ticks(curves_ax, "x")
+    legend(curves_ax)
     distances = result.distance_to_widest()
     xs = sorted(distances)
     distance_ax.loglog(xs, [distances[w] for w in xs], "o-", label="max gap to the widest")
@@ -192,9 +198,13 @@ def plot_width_convergence(result: WidthConvergence, path: str | Path) -> Path:
     distance_ax.loglog(xs, reference, "--", color="0.5", label="∝ 1/√N")
     distance_ax.set_xticks(xs, [str(w) for w in xs])
     distance_ax.xaxis.set_minor_formatter(NullFormatter())
-    distance_ax.set_xlabel("width N")
-    distance_ax.set_ylabel("gap")
-    distance_ax.legend(fontsize=8)
+    label_axes(
+        distance_ax,
+        "width N (hidden units per layer)",
+        "max gap in cross-entropy (nats)",
+        title="distance to the widest network's curve",
+    )
+    legend(distance_ax)
     return save_figure(fig, path)
 
 

@@ -257,7 +257,7 @@ def _accuracy(model: nn.Module, loader: Any) -> float:
 
 def plot_decoupled(arms: Sequence[DecoupledArm], path: str | Path) -> Path:
     """Test accuracy per epoch of every arm (mean over seeds, band: min–max) as a PNG."""
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import integer_ticks, new_figure, save_figure
 
     fig, ax = new_figure(size=(6.0, 4.0))
     for arm in arms:
@@ -269,6 +269,7 @@ def plot_decoupled(arms: Sequence[DecoupledArm], path: str | Path) -> Path:
         low, high = runs.min(0).values.tolist(), runs.max(0).values.tolist()
         ax.fill_between(epochs, low, high, alpha=0.15, color=line.get_color())
     ax.set_xlabel("epoch")
+    integer_ticks(ax, "x")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(80, 100)
     ax.set_title("digits MLP: delayed-gradient modules vs backprop")
