@@ -136,3 +136,15 @@ def test_sutton_1986_steepest_descent_slow_momentum_and_newton_fix_it():
     curveball = tf.run_trajectory("curveball", function, 100)
     assert steps_to_tolerance(natural) <= 2
     assert steps_to_tolerance(curveball) < 60
+
+
+def test_trajectory_figure_is_readable(tmp_path, saved_figures):
+    optimizers = {"sgd": {"lr": 0.01}, "adam": {"lr": 0.1}}
+    tf.plot_trajectories("beale", optimizers, 5, tmp_path / "b.png", resolution=40)
+    [fig] = saved_figures
+    assert saved_figures.readable(fig)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["sgd lr=0.01", "adam lr=0.1"] and "start" in labels
+    [bar] = [a for a in fig.axes if hasattr(a, "_colorbar")]
+    assert bar.get_ylabel().startswith("f(x, y)")

@@ -29,37 +29,39 @@ def _panel(
     out_side: int,
     current: tuple[int, int],
 ) -> None:
+    from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
+    # one collection per panel: a diagram has hundreds of cells, drawn in one call
     tapped = set(taps)
+    cells, faces, edges, styles, alphas = [], [], [], [], []
     for r in range(side):
         for c in range(side):
             cell = kind(r, c)
-            ax.add_patch(
-                Rectangle(
-                    (c, -r - 1),
-                    1,
-                    1,
-                    facecolor=_KERNEL if (r, c) in tapped else _COLOURS[cell],
-                    edgecolor="#7f7f7f",
-                    linestyle="--" if cell == "pad" else "-",
-                    linewidth=0.8,
-                    alpha=0.85 if (r, c) in tapped and cell != "input" else 1.0,
-                )
-            )
+            cells.append(Rectangle((c, -r - 1), 1, 1))
+            faces.append(_KERNEL if (r, c) in tapped else _COLOURS[cell])
+            edges.append("#7f7f7f")
+            styles.append("--" if cell == "pad" else "-")
+            alphas.append(0.85 if (r, c) in tapped and cell != "input" else 1.0)
     left = side + 1
     for r in range(out_side):
         for c in range(out_side):
-            ax.add_patch(
-                Rectangle(
-                    (left + c, -r - 1),
-                    1,
-                    1,
-                    facecolor=_CURRENT if (r, c) == current else _OUTPUT,
-                    edgecolor="#3f3f3f",
-                    linewidth=0.8,
-                )
-            )
+            cells.append(Rectangle((left + c, -r - 1), 1, 1))
+            faces.append(_CURRENT if (r, c) == current else _OUTPUT)
+            edges.append("#3f3f3f")
+            styles.append("-")
+            alphas.append(1.0)
+    from matplotlib.colors import to_rgba
+
+    ax.add_collection(
+        PatchCollection(
+            cells,
+            facecolors=[to_rgba(f, a) for f, a in zip(faces, alphas)],
+            edgecolors=edges,
+            linestyles=styles,
+            linewidths=0.8,
+        )
+    )
     ax.set_xlim(-0.5, left + out_side + 0.5)
     ax.set_ylim(-max(side, out_side) - 0.5, 0.5)
     ax.set_aspect("equal")
