@@ -47,7 +47,7 @@ class Progress:
         self.total = total
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
-        self.every = max(1, -(-total // lines)) if lines and total else 1
+        self.lines = lines
         self.done = 0
         self._started = time.perf_counter()
         self._bar: Any = None
@@ -73,6 +73,11 @@ class Progress:
             )
             self._bar.start()
             self._task = self._bar.add_task(description, total=total, what="")
+
+    @property
+    def every(self) -> int:
+        """Units per plain line."""
+        return max(1, -(-self.total // self.lines)) if self.lines and self.total else 1
 
     def __call__(self, done: int, total: int | None = None, what: str = "") -> None:
         if total is not None:

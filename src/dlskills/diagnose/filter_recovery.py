@@ -24,9 +24,10 @@ regression is the controlled version of that setting (the dlskills catalog entry
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,9 +103,11 @@ def teacher_student(
     init_scale: float = 0.1,
     seed: int = 0,
     snapshot_every: int = 25,
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> FilterRecovery:
     """Train a ``student_filters``-filter student on a teacher with ``teacher_filters`` (K, p, p)
-    (default ``stroke_filters()``) over grid×grid patches of N(0, 1) images."""
+    (default ``stroke_filters()``) over grid×grid patches of N(0, 1) images.
+    ``progress(done, total, what)`` is called after every step."""
     teacher_weights = stroke_filters() if teacher_filters is None else teacher_filters.float()
     if teacher_weights.dim() != 3 or teacher_weights.shape[1] != teacher_weights.shape[2]:
         raise ValueError(f"teacher_filters must be (K, p, p), got {tuple(teacher_weights.shape)}")
@@ -135,6 +138,8 @@ def teacher_student(
         loss.backward()
         optimizer.step()
         result.losses.append(loss.item())
+        if progress is not None:
+            progress(step + 1, steps, f"loss {result.losses[-1]:.3g}")
     return result
 
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -136,10 +137,12 @@ def width_convergence(
     lr: float = 0.3,
     batch_size: int = 128,
     every: int = 20,
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> WidthConvergence:
     """Train a two-hidden-layer ``MeanFieldMLP`` of each width (N₁ = N₂ = width) on the digits
     training split with plain SGD at the mean-field rates, every width on the same sequence of
-    minibatches, and record the full training-set cross-entropy every ``every`` steps."""
+    minibatches, and record the full training-set cross-entropy every ``every`` steps.
+    ``progress(done, total, what)`` is called after every (width, seed) run."""
     from dlskills.data import load
 
     train = load("digits", seed=0).train
@@ -165,6 +168,12 @@ def width_convergence(
                     with torch.no_grad():
                         curve.append(float(F.cross_entropy(model(inputs), targets)))
             runs.append(curve)
+            if progress is not None:
+                progress(
+                    len(result.curves) * len(seeds) + len(runs),
+                    len(result.widths) * len(seeds),
+                    f"width {width}, seed {seed}",
+                )
         result.curves[width] = torch.tensor(runs)
     return result
 
