@@ -100,16 +100,3 @@ def test_width_figure_is_readable(tmp_path, saved_figures):
     assert [t.get_text() for t in curves.get_legend().get_texts()] == ["N = 8", "N = 32"]
     assert saved_figures.integer_ticks(curves.xaxis)
     assert "nats" in curves.get_ylabel() and "width N" in distance.get_xlabel()
-
-
-def test_width_convergence_reports_progress_per_run():
-    calls = []
-    width_convergence(
-        (2, 4), seeds=(0, 1), steps=1, every=1, progress=lambda *call: calls.append(call)
-    )
-    assert calls == [
-        (1, 4, "width 2, seed 0"),
-        (2, 4, "width 2, seed 1"),
-        (3, 4, "width 4, seed 0"),
-        (4, 4, "width 4, seed 1"),
-    ]
