@@ -180,3 +180,36 @@ def test_landscape_pmv_filter_and_latent_figures_are_readable(saved_figures, tmp
     saved_figures.integer_ticks(curve_ax.xaxis)
     assert "training loss (right axis)" in [t.get_text() for t in curve_ax.get_legend().get_texts()]
     assert [ax.get_ylabel() for ax in latent.axes] == ["images", "images"]
+
+
+def test_training_callbacks_figures_are_readable(tmp_path, classification_batch, saved_figures):
+    from dlskills.diagnose.activations import ActivationStatsCallback
+    from dlskills.diagnose.gradient_flow import GradientFlowCallback
+    from dlskills.diagnose.jacobian import JacobianCallback
+    from dlskills.train import Trainer
+
+    model = build_mlp([8, 8])
+    callbacks = [
+        GradientFlowCallback(every=2),
+        ActivationStatsCallback(every=2),
+        JacobianCallback(classification_batch[0][0][:2], every=2),
+    ]
+    Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        classification_batch,
+        callbacks=callbacks,
+        max_steps=5,
+        run_dir=tmp_path,
+    ).fit()
+    flow, activations, jacobian = saved_figures
+    for fig in saved_figures:
+        assert saved_figures.readable(fig)
+    assert saved_figures.integer_ticks(flow.axes[0].xaxis)
+    assert saved_figures.integer_ticks(jacobian.axes[0].xaxis)
+    heat_std = activations.axes[0]
+    # probe layers by name on the heat map's rows, colour bars labelled with their units
+    assert [t.get_text() for t in heat_std.get_yticklabels()] == ["1", "3"]
+    bars = [ax.get_ylabel() for ax in activations.axes if hasattr(ax, "_colorbar")]
+    assert bars == ["log10 activation std", "dead units (%)"]

@@ -521,7 +521,7 @@ class GradientFlowCallback(Callback):
         fig, axes = new_figure(1, 2, size=(5.5, 4.0), title="Gradient flow during training")
         for j, name in enumerate(self.layers):
             relative = (grad[:, j] / weight[:, j]).clamp_min(1e-30)
-            axes[0, 0].plot(steps, relative.numpy(), label=name)
+            axes[0, 0].plot(steps, relative.numpy())  # same colour per layer in both panels
             axes[0, 1].plot(steps, update[:, j].clamp_min(1e-30).numpy(), label=name)
         for ax, ylabel, title in (
             (axes[0, 0], "|grad| / |W| (log scale)", "relative gradient"),
@@ -530,7 +530,7 @@ class GradientFlowCallback(Callback):
             ax.set_yscale("log")
             label_axes(ax, "optimizer step", ylabel, title=title)
             integer_ticks(ax, "x")
-        # one legend names the layers for both panels (the same colour per layer)
+        # one legend (right panel) names the layers of both
         legend(axes[0, 1], fontsize=6, title="layer", ncols=1 + len(self.layers) // 12)
         return save_figure(fig, path)
 
