@@ -70,19 +70,22 @@ def _loaders(n: int = 512) -> tuple[object, object]:
 
 
 def _run(name: str, rounds: int, **kwargs: object) -> tuple[float, dict[str, float], str]:
+    from dlskills._progress import Progress
     from dlskills.diagnose import doctor
 
     train, val = _loaders()
     totals, stages = [], []
     cause = ""
-    for _ in range(rounds):
-        torch.manual_seed(0)
-        model = MODELS[name]()
-        start = time.perf_counter()
-        diagnosis = doctor(model, train, nn.CrossEntropyLoss(), val_loader=val, **kwargs)
-        totals.append(time.perf_counter() - start)
-        stages.append(diagnosis.details["timings"])
-        cause = diagnosis.causes[0].text if diagnosis.causes else "none"
+    with Progress(name, rounds, unit="round") as progress:
+        for _ in range(rounds):
+            torch.manual_seed(0)
+            model = MODELS[name]()
+            start = time.perf_counter()
+            diagnosis = doctor(model, train, nn.CrossEntropyLoss(), val_loader=val, **kwargs)
+            totals.append(time.perf_counter() - start)
+            stages.append(diagnosis.details["timings"])
+            cause = diagnosis.causes[0].text if diagnosis.causes else "none"
+            progress.advance(f"doctor {totals[-1]:.1f} s")
     median_stages = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
     return statistics.median(totals), median_stages, cause
 

@@ -38,15 +38,20 @@ Row = tuple[str, str, float | None, float | None, float | None]  # name, baselin
 
 
 def interleaved_medians(candidates: dict[str, Callable[[], object]], rounds: int) -> dict:
-    """Median seconds per call of each candidate, one call of each per round, after a warm-up."""
+    """Median seconds per call of each candidate, one call of each per round, after a warm-up
+    (a line per round on stderr, a bar on a terminal)."""
+    from dlskills._progress import Progress
+
     for fn in candidates.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    with Progress(" vs ".join(candidates)[:60], rounds, unit="round") as progress:
+        for _ in range(rounds):
+            for name, fn in candidates.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+            progress.advance()
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -151,7 +151,9 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
                 candidates[f"{name} compile_step"]()
             compiled[name] = (time.perf_counter() - started, compile_stats(opt))
 
-    with warnings.catch_warnings():
+    from dlskills._progress import Progress
+
+    with warnings.catch_warnings(), Progress(shape_name, args.rounds, unit="round") as progress:
         warnings.simplefilter("ignore", UserWarning)  # adabound's deprecated add() overloads
         for step in candidates.values():  # warm-up: state allocation
             step()
@@ -161,6 +163,7 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
                 started = time.perf_counter()
                 step()
                 times[label].append(time.perf_counter() - started)
+            progress.advance(f"{len(candidates)} candidates")
     median = {label: statistics.median(t) for label, t in times.items()}
     adam_foreach, adam_fused = median["torch Adam(foreach)"], median["torch Adam(fused)"]
     print("| candidate | median ms | × Adam(foreach) | × Adam(fused) | peer ÷ this |")
@@ -187,8 +190,19 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
 RATIO_TICKS = (0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20)
 
 
+#: bar colour -> what it means (the figure's legend)
+KINDS = {
+    "0.55": "torch.optim.Adam",
+    "tab:blue": "zoo optimizer, default path",
+    "#9ecae1": "zoo optimizer, for-loop / foreach",
+    "tab:green": "zoo optimizer, compile_step",
+    "tab:red": "peer package",
+}
+
+
 def plot(results: dict[str, dict[str, float]], path: str) -> None:
     """One panel per parameter list: each candidate's step time ÷ Adam(fused), log scale."""
+    from matplotlib.patches import Patch
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     from dlskills._plot import new_figure, save_figure
@@ -203,21 +217,32 @@ def plot(results: dict[str, dict[str, float]], path: str) -> None:
         return "tab:blue" if label.endswith("default") else "#9ecae1"
 
     rows = max(len(median) for median in results.values())
-    fig, _ = new_figure(1, len(results), size=(5.5, 0.22 * rows + 1.2))
+    fig, _ = new_figure(
+        1,
+        len(results),
+        size=(5.5, 0.22 * rows + 1.6),
+        title="Optimizer step time relative to torch Adam(fused) (lower is faster)",
+    )
     for ax, (shape_name, median) in zip(fig.axes, results.items()):
         labels = list(median)[::-1]
         fused = median["torch Adam(fused)"]
         ratios = [median[label] / fused for label in labels]
         ax.barh(range(len(labels)), ratios, color=[colour(label) for label in labels])
         ax.set_yticks(range(len(labels)), [label.strip() for label in labels], fontsize=7)
-        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.axvline(1.0, color="black", linewidth=0.8, label="= torch Adam(fused)")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(RATIO_TICKS))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", which="both", labelsize=7)
-        ax.set_xlabel("step time ÷ torch Adam(fused)")
+        ax.set_xlabel("step time ÷ torch Adam(fused) (log scale)")
+        ax.set_ylabel("candidate")
         ax.set_title(shape_name, fontsize=9)
+    used = {colour(label) for median in results.values() for label in median}
+    handles = [Patch(color=c, label=text) for c, text in KINDS.items() if c in used]
+    handles.append(fig.axes[0].get_lines()[0])
+    fig.legend(handles=handles, loc="lower center", ncols=3, fontsize=7, frameon=False)
+    fig.get_layout_engine().set(rect=(0, 0.07, 1, 1))
     save_figure(fig, path)
     print(f"figure: {path}")
 

@@ -34,3 +34,11 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures ``dlskills._plot.save_figure`` writes during the test (figure_checks)."""
+    from figure_checks import record_figures
+
+    return record_figures(monkeypatch)

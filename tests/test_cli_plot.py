@@ -1,7 +1,8 @@
-"""`dlskills plot optimizers` (1609.04747 trajectory plots)."""
+"""`dlskills plot` (1609.04747 trajectory plots and the docs' figures); --help defaults."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,14 +11,24 @@ from dlskills.cli import main
 
 
 def test_parse_optimizers_options_and_default_lr():
-    parsed = parse_optimizers("sgd:lr=0.01, adam:betas=0.9;0.99 ,momentum", lr=0.5)
+    # tuples as in `dlskills train --opt betas=0.9,0.99`: the numbers after betas= belong to it
+    parsed = parse_optimizers("sgd:lr=0.01, adam:betas=0.9,0.99 ,momentum", lr=0.5)
     assert parsed == {
         "sgd": {"lr": 0.01},
         "adam": {"betas": (0.9, 0.99), "lr": 0.5},
         "momentum": {"lr": 0.5},
     }
+    assert parse_optimizers("aggmo:betas=0,0.9,0.99:lr=0.1") == {
+        "aggmo": {"betas": (0, 0.9, 0.99), "lr": 0.1}
+    }
+    assert parse_optimizers("adam:betas=(0.9,0.99),sgd") == {
+        "adam": {"betas": (0.9, 0.99)},
+        "sgd": {},
+    }
     with pytest.raises(ValueError, match="key=value"):
         parse_optimizers("sgd:lr")
+    with pytest.raises(ValueError, match=r"write a tuple with commas, betas=0\.9,0\.99"):
+        parse_optimizers("adam:betas=0.9;0.99")
     with pytest.raises(ValueError, match="at least one"):
         parse_optimizers(" , ")
 
@@ -47,6 +58,39 @@ def test_unknown_optimizer_is_a_clean_error(tmp_path, capsys):
     assert code == 2
     assert "did you mean 'sgd'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_figures_go_to_the_figures_folder_by_default_with_progress_lines(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "optimizers", "--steps", "5"]) == 0
+    assert (tmp_path / "figures" / "optimizers.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {Path('figures') / 'optimizers.png'}" in capsys.readouterr().out
+
+
+def test_every_verb_shows_its_defaults_in_help(capsys):
+    import argparse
+
+    from dlskills.cli import build_parser
+
+    parser = build_parser()
+    [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for verb, verb_parser in subparsers.choices.items():
+        text = " ".join(verb_parser.format_help().split())
+        for action in verb_parser._actions:
+            default = action.default
+            if action.option_strings and default not in (None, False, True, argparse.SUPPRESS):
+                assert f"default: {default}" in text or "default" in (action.help or ""), (
+                    verb,
+                    action.dest,
+                )
+    train = " ".join(subparsers.choices["train"].format_help().split())
+    # train's options default to "not given" (a --config file wins): help shows the config's
+    assert "model name (cnn, mlp, resnet, ...) (default: cnn)" in train
+    assert "(default: None)" not in train
+    plot = " ".join(subparsers.choices["plot"].format_help().split())
+    assert "test function (default: beale)" in plot and "steps per optimizer (default: 300)" in plot
 
 
 def test_verb_module_imports_nothing_heavy():

@@ -242,3 +242,15 @@ def test_regression_run_reports_the_test_loss(tmp_path, capsys):
     assert summary["test_accuracy"] is None and summary["test_loss"] > 0
     assert f"test loss {summary['test_loss']:.4g}" in capsys.readouterr().out
     assert (out / "checkpoints" / "best.json").is_file()  # chosen by validation loss
+
+
+def test_train_prints_one_plain_line_per_epoch_when_stdout_is_not_a_terminal(tmp_path, capsys):
+    progress_on = [option for option in FAST if option != "--no-progress"]
+    argv = [*progress_on, "--epochs", "2", "--batch-size", "256", "--out", str(tmp_path / "r")]
+    assert main(["train", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    epochs = [line for line in lines if line.startswith("train: epoch ")]
+    assert [line.split(" step ")[0] for line in epochs] == ["train: epoch 1/2", "train: epoch 2/2"]
+    steps = json.loads((tmp_path / "r" / "summary.json").read_text())["steps"]
+    assert f" step {steps // 2} " in epochs[0] and f" step {steps} " in epochs[1]
+    assert "val_accuracy" in epochs[1]

@@ -14,6 +14,11 @@ def test_parse_models_and_rates():
         ("mlp:width=64:depth=1", "mlp", {"width": 64, "depth": 1}),
         ("cnn", "cnn", {}),
     ]
+    # a tuple value has the syntax of `dlskills train --model-arg hidden=64,32`
+    assert parse_models("mlp:hidden=64,32,cnn") == [
+        ("mlp:hidden=64,32", "mlp", {"hidden": (64, 32)}),
+        ("cnn", "cnn", {}),
+    ]
     with pytest.raises(ValueError, match="key=value"):
         parse_models("mlp:width")
     with pytest.raises(ValueError, match="twice"):
@@ -33,7 +38,7 @@ def test_validate_pmv_ranks_and_writes(tmp_path, capsys):
         ]
     )  # fmt: skip
     assert code == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "PMV on spirals (120 training samples, 2 classes)" in out
     assert "PMV picks" in out
     assert png.stat().st_size > 1000
@@ -46,6 +51,14 @@ def test_validate_pmv_ranks_and_writes(tmp_path, capsys):
         rise = result["accuracies"][1] - result["accuracies"][0]
         assert result["relevance"] == pytest.approx(-rise / 0.3)
         assert 0.0 <= result["eval_accuracy"] <= 1.0
+    # stderr is not a terminal: one plain progress line per fit (2 models x 2 noise rates)
+    fits = [line.split(" (")[0] for line in err.splitlines() if line.startswith("validate --pmv")]
+    assert fits == [
+        "validate --pmv: fit 1/4 mlp:width=1:depth=1 at noise 0",
+        "validate --pmv: fit 2/4 mlp:width=1:depth=1 at noise 0.3",
+        "validate --pmv: fit 3/4 mlp:width=32:depth=1 at noise 0",
+        "validate --pmv: fit 4/4 mlp:width=32:depth=1 at noise 0.3",
+    ]
 
 
 def test_validate_errors(capsys):

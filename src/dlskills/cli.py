@@ -9,9 +9,11 @@ and ``run(args) -> int``. Verb modules import torch and the library lazily insid
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from dlskills import __version__
 
@@ -27,6 +29,48 @@ VERBS: dict[str, str] = {
     "conv-arith": "conv_arith",
     "plot": "plot",
 }
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults formatter: ``--help`` ends each option's line with its default.
+
+    Options whose parser default is None ("not given", so that a config file's value can win)
+    show the value they resolve to, from ``resolved()`` (read only while help is printed);
+    flags, empty values and help texts that already name their default are left alone."""
+
+    def __init__(self, *args: Any, resolved: Callable[[], dict[str, Any]] = dict, **kw: Any):
+        super().__init__(*args, **kw)
+        self._resolved = resolved
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, "*"):
+            return text
+        if default is None:
+            default = self._resolved().get(action.dest)
+        if default is None or isinstance(default, bool) or default in ("", [], {}, ()):
+            return text
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+def _train_defaults() -> dict[str, Any]:
+    """The run configuration's defaults, for ``dlskills train --help`` (no torch import)."""
+    import dataclasses
+
+    from dlskills.train.config import TrainConfig
+
+    return {
+        field.name: field.default
+        for field in dataclasses.fields(TrainConfig)
+        if field.default is not dataclasses.MISSING
+    }
+
+
+#: verb -> the defaults its None-defaulted options resolve to (shown by --help)
+RESOLVED_DEFAULTS: dict[str, Callable[[], dict[str, Any]]] = {"train": _train_defaults}
 
 
 def _verb_module(module_name: str):
@@ -50,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         module = _verb_module(module_name)
         if module is None:
             continue
-        verb_parser = sub.add_parser(verb, help=module.HELP, description=module.HELP)
+        formatter = functools.partial(
+            DefaultsHelpFormatter, resolved=RESOLVED_DEFAULTS.get(verb, dict)
+        )
+        verb_parser = sub.add_parser(
+            verb, help=module.HELP, description=module.HELP, formatter_class=formatter
+        )
         module.add_arguments(verb_parser)
         verb_parser.set_defaults(_run=module.run)
     return parser

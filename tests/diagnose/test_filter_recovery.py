@@ -59,3 +59,11 @@ def test_arguments_are_validated_and_the_plot_is_written(tmp_path):
     assert result.best_cosine_per_teacher(0).min() < 0.7  # random at the start
     path = plot_filter_recovery(result, tmp_path / "filters.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_is_called_after_every_step():
+    calls = []
+    teacher_student(
+        steps=3, batch_size=4, progress=lambda done, total, what: calls.append((done, total))
+    )
+    assert calls == [(1, 3), (2, 3), (3, 3)]

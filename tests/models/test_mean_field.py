@@ -10,7 +10,9 @@ from dlskills.models import create
 from dlskills.models.mean_field import (
     MeanFieldLinear,
     MeanFieldMLP,
+    WidthConvergence,
     mean_field_param_groups,
+    plot_width_convergence,
 )
 
 
@@ -81,3 +83,15 @@ def test_full_repro_training_curves_converge(tmp_path):
     result = repro.run("1902.02880", scale="full", out=tmp_path)
     assert result.verdict == "reproduced", result.reason
     assert (tmp_path / "width_convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_width_figure_is_readable(tmp_path, saved_figures):
+    result = WidthConvergence([8, 32], steps=[10, 20, 30])
+    result.curves = {8: torch.tensor([[1.0, 0.7, 0.5]]), 32: torch.tensor([[0.9, 0.6, 0.4]])}
+    plot_width_convergence(result, tmp_path / "w.png")
+    [fig] = saved_figures
+    assert saved_figures.readable(fig)
+    curves, distance = fig.axes
+    assert [t.get_text() for t in curves.get_legend().get_texts()] == ["N = 8", "N = 32"]
+    assert saved_figures.integer_ticks(curves.xaxis)
+    assert "nats" in curves.get_ylabel() and "width N" in distance.get_xlabel()

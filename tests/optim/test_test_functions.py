@@ -125,3 +125,15 @@ def test_fast_repro_1609_04747_saddle_escape_order():
     assert result["faster momentum method / Adadelta steps, lr 0.01"] > 1
     assert result["steps to escape, Adagrad, lr 0.01"] > result["steps to escape, SGD, lr 0.01"]
     assert "Adagrad escapes after SGD" in result.reason
+
+
+def test_trajectory_figure_is_readable(tmp_path, saved_figures):
+    optimizers = {"sgd": {"lr": 0.01}, "adam": {"lr": 0.1}}
+    tf.plot_trajectories("beale", optimizers, 5, tmp_path / "b.png", resolution=40)
+    [fig] = saved_figures
+    assert saved_figures.readable(fig)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["sgd lr=0.01", "adam lr=0.1"] and "start" in labels
+    [bar] = [a for a in fig.axes if hasattr(a, "_colorbar")]
+    assert bar.get_ylabel().startswith("f(x, y)")

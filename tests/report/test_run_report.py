@@ -5,7 +5,7 @@ from dlskills.report.run_report import plot_curves, write_run_report
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_report_shows_results_curves_and_config(tmp_path):
+def test_report_shows_results_curves_and_config(tmp_path, saved_figures):
     history = [
         {"epoch": 1, "step": 10, "train_loss": 1.0, "val_loss": 0.9, "val_accuracy": 0.7},
         {"epoch": 2, "step": 20, "train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.8},
@@ -36,8 +36,23 @@ def test_report_shows_results_curves_and_config(tmp_path):
     assert "| 2 | 20 | 0.5 | 0.6 | 0.8 |" in text
     for name in ("loss.png", "accuracy.png", "lr.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+    loss, accuracy, lr = saved_figures
+    for fig in saved_figures:
+        assert saved_figures.readable(fig)
+    assert "Loss per epoch: cnn on digits" in loss.axes[0].get_title()
+    assert loss.axes[0].get_legend() is not None
+    # epochs are whole numbers on the axis: no 1.5 tick between epoch 1 and epoch 2
+    assert saved_figures.integer_ticks(loss.axes[0].xaxis) == [1, 2]
+    assert saved_figures.integer_ticks(lr.axes[0].xaxis) == [0]
+    # the report quotes accuracy in percent, and so does the figure: 0.8 is shown as 80%
+    ax = accuracy.axes[0]
+    assert ax.get_ylabel() == "accuracy (%)"
+    assert float(ax.yaxis.get_major_formatter()(0.8, 0).rstrip("%")) == 80
 
 
 def test_no_data_no_figure(tmp_path):
-    assert plot_curves([{"epoch": 1}], ("val_accuracy",), "accuracy", tmp_path / "a.png") is None
+    assert (
+        plot_curves([{"epoch": 1}], ("val_accuracy",), "accuracy", tmp_path / "a.png", title="t")
+        is None
+    )
     assert not (tmp_path / "a.png").exists()

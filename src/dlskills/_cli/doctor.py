@@ -10,8 +10,8 @@ HELP = "diagnose a model or a finished run: init, gradients, activations, over/u
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", metavar="DIR", help="a finished run folder (runs/NAME)")
-    parser.add_argument("--dataset", default="digits", help="dataset without --run (digits)")
-    parser.add_argument("--model", default="cnn", help="model without --run (cnn)")
+    parser.add_argument("--dataset", default="digits", help="dataset without --run")
+    parser.add_argument("--model", default="cnn", help="model without --run")
     parser.add_argument(
         "--out", metavar="DIR", help="report folder (default: doctor/, or RUN/doctor with --run)"
     )

@@ -6,7 +6,8 @@ Example::
     dlskills validate --pmv --models "mlp:width=4,mlp:width=64,mlp:width=1024" --dataset spirals
 
 ``--models`` is a comma-separated list of model names from ``dlskills.models``, each optionally
-followed by ``:key=value`` options (``mlp:width=64:depth=1``; ``a;b`` gives a tuple).
+followed by ``:key=value`` options (``mlp:width=64:depth=1``; a tuple is written with commas,
+``hidden=64,32``, as in ``dlskills train --opt``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models",
         default="mlp:width=4,mlp:width=64,mlp:width=1024",
-        help="comma-separated model specs name[:key=value...] (default: %(default)s)",
+        help="comma-separated model specs name[:key=value...]",
     )
     parser.add_argument("--dataset", default="spirals", help="registered dataset name")
     parser.add_argument("--data-dir", default=None, help="folder of local datasets")
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--noise-rates",
         default="0,0.1,0.2,0.3,0.4,0.5",
-        help="comma-separated label-noise rates (default: %(default)s)",
+        help="comma-separated label-noise rates",
     )
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per fit")
     parser.add_argument("--lr", type=float, default=1e-2, help="learning rate")
@@ -45,24 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", default="adam", help="dlskills.optim name")
     parser.add_argument("--repeats", type=int, default=1, help="noise draws averaged per rate")
     parser.add_argument("--seed", type=int, default=0, help="seed of data split, noise and inits")
-    parser.add_argument("--out", default="pmv.png", help="PNG to write (default: %(default)s)")
+    parser.add_argument("--out", default="figures/pmv.png", help="PNG to write")
     parser.add_argument("--json", default=None, help="also write the results as JSON here")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar or per-fit lines (stderr)"
+    )
 
 
 def parse_models(spec: str) -> list[tuple[str, str, dict[str, Any]]]:
     """``"mlp:width=4,cnn"`` -> ``[("mlp:width=4", "mlp", {"width": 4}), ("cnn", "cnn", {})]``."""
-    from dlskills._cli.plot import _parse_value
+    from dlskills._cli._specs import parse_item, split_items
 
     models = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, *options = item.split(":")
-        kwargs: dict[str, Any] = {}
-        for option in options:
-            key, sep, value = option.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"--models: option {option!r} of {name!r} is not key=value")
-            kwargs[key.strip()] = _parse_value(value.strip())
-        models.append((item, name.strip(), kwargs))
+    for item in split_items(spec):
+        name, kwargs = parse_item(item, "--models")
+        models.append((item, name, kwargs))
     if not models:
         raise ValueError("--models must name at least one model")
     labels = [label for label, _, _ in models]
@@ -86,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     from dlskills import data as datasets
     from dlskills._io import atomic_write_json
+    from dlskills._progress import Progress
     from dlskills.diagnose.pmv import plot_pmv, rank_models
     from dlskills.models import MODELS, create
 
@@ -106,19 +105,25 @@ def run(args: argparse.Namespace) -> int:
         )
 
     factories = {label: factory(name, kwargs) for label, name, kwargs in models}
-    ranked = rank_models(
-        factories,
-        (inputs, labels),
-        noise_rates=rates,
-        steps=args.steps,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        num_classes=splits.num_classes,
-        repeats=args.repeats,
-        seed=args.seed,
-        eval_data=splits.val,
-    )
+    progress = None if args.no_progress else Progress("validate --pmv", None, unit="fit")
+    try:
+        ranked = rank_models(
+            factories,
+            (inputs, labels),
+            noise_rates=rates,
+            steps=args.steps,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            num_classes=splits.num_classes,
+            repeats=args.repeats,
+            seed=args.seed,
+            eval_data=splits.val,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     print(
         f"PMV on {args.dataset} ({len(labels)} training samples, {splits.num_classes} classes), "
         f"{args.steps} {args.optimizer} steps per fit, noise rates {', '.join(map(str, rates))}"

@@ -154,6 +154,12 @@ class LayerStats:
     class_means: torch.Tensor  # (classes, units): the heat map
     mean_square: float = math.nan  # M = E[a²] over examples, positions and units
     constant_fraction: float = math.nan  # constant units, dead or not
+    kind: str = ""  # the module's class name (ReLU, Linear, ...)
+
+    @property
+    def label(self) -> str:
+        """The layer as figures name it: ``features.2 (ReLU)``, never a bare index."""
+        return f"{self.name} ({self.kind})" if self.kind else self.name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +236,7 @@ def _layer_stats(
     class_means /= torch.bincount(labels.long(), minlength=classes).clamp_min(1)[:, None]
     return LayerStats(
         name=name,
+        kind=type(module).__name__,
         units=units.shape[1],
         mean=float(samples.mean()),
         std=float(samples.std()),
@@ -280,26 +287,42 @@ class ActivationStats:
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Heat maps of the class-conditional mean activation (class x unit) per layer, and the
         entropy / mutual information per layer."""
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import (
+            colorbar,
+            integer_ticks,
+            label_axes,
+            legend,
+            name_ticks,
+            new_figure,
+            save_figure,
+        )
 
         shown = self.layers[:8]
-        fig, axes = new_figure(1, len(shown) + 1, size=(3.2, 3.2))
+        fig, axes = new_figure(
+            1,
+            len(shown) + 1,
+            size=(3.2, 3.2),
+            title=f"Activations on {self.num_examples} examples"
+            + (
+                f" (first {len(shown)} of {len(self.layers)} layers)"
+                if len(shown) < len(self.layers)
+                else ""
+            ),
+        )
         for ax, stats in zip(axes[0], shown):
             image = ax.imshow(
                 stats.class_means.numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
             )
-            ax.set(
-                xlabel="unit", ylabel="class", title=f"{stats.name}\ndead {stats.dead_fraction:.0%}"
-            )
-            fig.colorbar(image, ax=ax, fraction=0.05)
+            label_axes(ax, "unit", "class", title=f"{stats.label}\ndead {stats.dead_fraction:.0%}")
+            integer_ticks(ax, "both")
+            colorbar(fig, image, ax, "mean activation per class", fraction=0.05)
         ax = axes[0, -1]
-        depth = range(1, len(self.layers) + 1)
-        ax.plot(depth, [s.entropy_bits for s in self.layers], marker="o", label="H(A) bits")
-        ax.plot(
-            depth, [s.mutual_information_bits for s in self.layers], marker="s", label="I(A;Y) bits"
-        )
-        ax.set(xlabel="probe layer", title="Information per unit")
-        ax.legend(fontsize=7)
+        depth = range(len(self.layers))
+        ax.plot(depth, [s.entropy_bits for s in self.layers], marker="o", label="H(A)")
+        ax.plot(depth, [s.mutual_information_bits for s in self.layers], marker="s", label="I(A;Y)")
+        label_axes(ax, "probe layer", "bits per unit", title="Information per unit")
+        name_ticks(ax, [s.label for s in self.layers], rotation=45)
+        legend(ax)
         return save_figure(fig, path)
 
 
@@ -430,7 +453,14 @@ class ActivationStatsCallback(Callback):
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Heat maps (probe layer x sampled step) of the activation std and the dead fraction."""
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import (
+            colorbar,
+            integer_ticks,
+            label_axes,
+            name_ticks,
+            new_figure,
+            save_figure,
+        )
 
         rows = self.records()
         if not rows:
@@ -438,16 +468,18 @@ class ActivationStatsCallback(Callback):
         width = min(len(r["layers"]) for r in rows)
         std = torch.tensor([r["std"][:width] for r in rows]).T
         dead = torch.tensor([r["dead_fraction"][:width] for r in rows]).T
-        fig, axes = new_figure(1, 2, size=(5.5, 4.0))
+        fig, axes = new_figure(1, 2, size=(5.5, 4.0), title="Activations during training")
         steps = [r["step"] for r in rows]
         extent = (steps[0], steps[-1] if len(steps) > 1 else steps[0] + 1, width - 0.5, -0.5)
-        for ax, values, title in (
-            (axes[0, 0], std.clamp_min(1e-12).log10(), "log10 std"),
-            (axes[0, 1], dead, "dead fraction"),
+        for ax, values, title, bar in (
+            (axes[0, 0], std.clamp_min(1e-12).log10(), "std", "log10 activation std"),
+            (axes[0, 1], dead * 100, "dead units", "dead units (%)"),
         ):
             image = ax.imshow(values.numpy(), aspect="auto", cmap="magma", extent=extent)
-            ax.set(xlabel="step", ylabel="probe layer", title=f"Activations: {title}")
-            fig.colorbar(image, ax=ax)
+            label_axes(ax, "optimizer step", "probe layer", title=title)
+            name_ticks(ax, rows[-1]["layers"][:width], axis="y")
+            integer_ticks(ax, "x")
+            colorbar(fig, image, ax, bar)
         return save_figure(fig, path)
 
     def state_dict(self) -> dict[str, Any]:

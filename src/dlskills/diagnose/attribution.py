@@ -137,8 +137,9 @@ def plot_attributions(
     max_samples: int = 8,
 ) -> Path:
     """PNG grid: one row per sample (up to ``max_samples``), the input image (channel mean, or
-    RGB for 3 channels) then one heat map per method (|attribution| summed over channels)."""
-    from dlskills._plot import new_figure, save_figure
+    RGB for 3 channels) then one heat map per method (|attribution| summed over channels), each
+    with its colour bar (the methods' scales differ)."""
+    from dlskills._plot import colorbar, new_figure, save_figure
 
     if not attributions:
         raise ValueError("attributions must map at least one method name to a tensor")
@@ -150,7 +151,12 @@ def plot_attributions(
     images = inputs.detach().cpu()
     images = images.unsqueeze(1) if images.dim() == 3 else images
     rows = min(len(images), max_samples)
-    fig, axes = new_figure(rows, 1 + len(attributions), size=(2.0, 2.0))
+    fig, axes = new_figure(
+        rows,
+        1 + len(attributions),
+        size=(2.4, 2.0),
+        title="Attributions: |attribution| summed over channels, per method",
+    )
     axes = axes.reshape(rows, 1 + len(attributions))
     for row in range(rows):
         image = images[row]
@@ -162,9 +168,13 @@ def plot_attributions(
         for column, (name, values) in enumerate(attributions.items(), start=1):
             heat = values[row].detach().cpu()
             heat = heat.abs().sum(0) if heat.dim() == 3 else heat.abs()
-            axes[row, column].imshow(heat.numpy(), cmap="inferno")
+            shown = axes[row, column].imshow(heat.numpy(), cmap="inferno")
+            bar = colorbar(fig, shown, axes[row, column], "|attribution|", fraction=0.046)
+            bar.ax.tick_params(labelsize=6)
+            bar.ax.yaxis.label.set_fontsize(7)
             if row == 0:
                 axes[row, column].set_title(name, fontsize=8)
+        axes[row, 0].set_ylabel(f"sample {row}", fontsize=8)
         if row == 0:
             axes[row, 0].set_title("input", fontsize=8)
     for ax in axes.flat:

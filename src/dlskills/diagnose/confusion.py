@@ -115,17 +115,16 @@ class GradientConfusion:
         }
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import label_axes, legend, new_figure, save_figure, threshold_line
 
-        fig, ax = new_figure()
-        ax.hist(self.cosines.tolist(), bins=50, range=(-1.0, 1.0))
-        ax.axvline(CONFUSION_WARN, color="orange", linestyle="--", linewidth=0.8)
-        ax.axvline(CONFUSION_FAIL, color="red", linestyle="--", linewidth=0.8)
-        ax.set(
-            xlabel="cosine of per-example gradients",
-            ylabel="pairs",
-            title=f"Gradient confusion: min cosine {self.min_cosine:.2f}",
+        fig, ax = new_figure(title=f"Gradient confusion: min cosine {self.min_cosine:.2f}")
+        ax.hist(self.cosines.tolist(), bins=50, range=(-1.0, 1.0), label="example pairs")
+        threshold_line(
+            ax, CONFUSION_WARN, f"WARN below {CONFUSION_WARN:g}", axis="x", color="orange"
         )
+        threshold_line(ax, CONFUSION_FAIL, f"FAIL below {CONFUSION_FAIL:g}", axis="x")
+        label_axes(ax, "cosine of two examples' gradients", "pairs of examples")
+        legend(ax)
         return save_figure(fig, path)
 
 

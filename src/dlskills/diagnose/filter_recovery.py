@@ -24,9 +24,10 @@ regression is the controlled version of that setting (the dlskills catalog entry
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,9 +103,11 @@ def teacher_student(
     init_scale: float = 0.1,
     seed: int = 0,
     snapshot_every: int = 25,
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> FilterRecovery:
     """Train a ``student_filters``-filter student on a teacher with ``teacher_filters`` (K, p, p)
-    (default ``stroke_filters()``) over grid×grid patches of N(0, 1) images."""
+    (default ``stroke_filters()``) over grid×grid patches of N(0, 1) images.
+    ``progress(done, total, what)`` is called after every step."""
     teacher_weights = stroke_filters() if teacher_filters is None else teacher_filters.float()
     if teacher_weights.dim() != 3 or teacher_weights.shape[1] != teacher_weights.shape[2]:
         raise ValueError(f"teacher_filters must be (K, p, p), got {tuple(teacher_weights.shape)}")
@@ -135,6 +138,8 @@ def teacher_student(
         loss.backward()
         optimizer.step()
         result.losses.append(loss.item())
+        if progress is not None:
+            progress(step + 1, steps, f"loss {result.losses[-1]:.3g}")
     return result
 
 
@@ -147,7 +152,10 @@ def plot_filter_recovery(
     """Left: the teacher's filters, then the student's filters (one row each, drawn at its own
     scale) at the snapshots nearest ``at_steps`` and at the end. Right: each teacher filter's
     best student cosine and the loss over training."""
-    from dlskills._plot import pyplot, save_figure
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from dlskills._plot import colorbar, integer_ticks, label_axes, pyplot, save_figure
 
     picks = sorted(
         {min(range(len(result.steps)), key=lambda i: abs(result.steps[i] - s)) for s in at_steps}
@@ -155,8 +163,10 @@ def plot_filter_recovery(
     )
     rows = max(len(result.snapshots[0]), len(result.teacher))
     columns = len(picks) + 1
-    fig = pyplot().figure(figsize=(1.1 * columns + 6.0, 0.75 * rows + 1.0))
-    tiles = fig.add_gridspec(rows, columns + 7, left=0.02, right=0.92, top=0.9, bottom=0.12)
+    fig = pyplot().figure(figsize=(1.1 * columns + 6.5, 0.75 * rows + 1.3))
+    fig.suptitle("Teacher-student: the student's filters recover the teacher's", fontsize=10)
+    tiles = fig.add_gridspec(rows, columns + 8, left=0.02, right=0.92, top=0.86, bottom=0.12)
+    shown = []
     panels = [("teacher", result.teacher)]
     panels += [(f"step {result.steps[i]}", result.snapshots[i]) for i in picks]
     for column, (title, filters) in enumerate(panels):
@@ -166,20 +176,37 @@ def plot_filter_recovery(
             ax.imshow(filt.numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)
             ax.set_xticks([])
             ax.set_yticks([])
+            shown.append(ax)
             if row == 0:
                 ax.set_title(title, fontsize=8)
-    curve_ax = fig.add_subplot(tiles[:, columns + 1 :])
+    # every filter is drawn at its own scale: one bar in units of the filter's largest weight
+    colorbar(
+        fig,
+        ScalarMappable(Normalize(-1.0, 1.0), "RdBu_r"),
+        shown,
+        "weight ÷ the filter's max |weight|",
+        fraction=0.02,
+        pad=0.01,
+    )
+    curve_ax = fig.add_subplot(tiles[:, columns + 2 :])
     best = torch.stack([result.best_cosine_per_teacher(i) for i in range(len(result.steps))])
     for j in range(best.shape[1]):
         curve_ax.plot(result.steps, best[:, j].tolist(), label=f"teacher filter {j + 1}")
-    curve_ax.set_xlabel("step")
-    curve_ax.set_ylabel("best student cosine")
+    label_axes(curve_ax, "training step", "best student cosine")
+    integer_ticks(curve_ax, "x")
     curve_ax.set_ylim(0, 1.02)
     loss_ax = curve_ax.twinx()
-    loss_ax.semilogy(range(1, len(result.losses) + 1), result.losses, color="0.6", linewidth=0.8)
-    loss_ax.set_ylabel("squared error (grey)")
-    curve_ax.legend(fontsize=8, loc="center right")
-    curve_ax.set_title("student filters recover the teacher's", fontsize=9)
+    loss_ax.semilogy(
+        range(1, len(result.losses) + 1),
+        result.losses,
+        color="0.6",
+        linewidth=0.8,
+        label="training loss (right axis)",
+    )
+    loss_ax.set_ylabel("squared error (log scale)")
+    handles = [*curve_ax.get_legend_handles_labels()[0], *loss_ax.get_legend_handles_labels()[0]]
+    curve_ax.legend(handles=handles, fontsize=8, loc="center right")
+    curve_ax.set_title("cosine to each teacher filter", fontsize=9)
     return save_figure(fig, path)
 
 

@@ -172,20 +172,45 @@ class FitAnalysis:
         }
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        from dlskills._plot import new_figure, save_figure
+        """Train and validation loss and accuracy against the epoch (a run's curves) or the
+        optimizer step (``short_fit``'s rows, which have no epochs)."""
+        from dlskills._plot import (
+            integer_ticks,
+            label_axes,
+            legend,
+            new_figure,
+            percent_axis,
+            save_figure,
+            threshold_line,
+        )
 
-        fig, axes = new_figure(1, 2, size=(5.0, 3.6))
-        epochs = [row.get("epoch", i + 1) for i, row in enumerate(self.rows)]
+        by_epoch = all("epoch" in row for row in self.rows)
+        unit = "epoch" if by_epoch else "step"
+        fig, axes = new_figure(
+            1,
+            2,
+            size=(5.0, 3.6),
+            title=f"Fitting: train vs validation per {unit}" + ("" if by_epoch else " (short fit)"),
+        )
+        x = [float(row.get(unit, i + 1)) for i, row in enumerate(self.rows)]
         for ax, metric in ((axes[0, 0], "loss"), (axes[0, 1], "accuracy")):
             for split in ("train", "val"):
                 values = _column(self.rows, f"{split}_{metric}")
                 if values is not None:
-                    ax.plot(epochs, values, marker=".", label=split)
-            ax.set(xlabel="epoch", ylabel=metric)
-            ax.legend()
+                    ax.plot(x, values, marker=".", label=split)
+            label_axes(
+                ax,
+                "epoch" if by_epoch else "optimizer step",
+                f"{metric} (%)" if metric == "accuracy" else metric,
+            )
+            integer_ticks(ax, "x")
+        percent_axis(axes[0, 1], "y")
         if self.baseline_loss is not None:
-            axes[0, 0].axhline(self.baseline_loss, color="grey", linestyle=":", label="baseline")
-        axes[0, 0].set_title(f"gap ({self.gap_kind}) {self.gap:.3g}")
+            threshold_line(axes[0, 0], self.baseline_loss, "constant-predictor loss", color="grey")
+        axes[0, 0].set_title(f"loss; {self.gap_kind} gap {self.gap:.3g}")
+        axes[0, 1].set_title("accuracy")
+        for ax in axes[0]:
+            legend(ax)
         return save_figure(fig, path)
 
 
@@ -365,7 +390,7 @@ def short_fit(
                         _evaluate(student, held_out, loss_fn),
                     )
                     rows.append(
-                        {"epoch": len(rows) + 1, "step": step}
+                        {"step": step}
                         | {f"train_{k}": v for k, v in train.items()}
                         | {f"val_{k}": v for k, v in val.items()}
                     )

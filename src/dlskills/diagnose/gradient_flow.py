@@ -253,7 +253,7 @@ class GradientFlowResult:
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Bar chart of |g_j| and |g_j|/|W_j| per layer (log scale), with the exploding limit
         and the no-learning floor eps/lr as labelled lines."""
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import legend, name_ticks, new_figure, save_figure
 
         fig, ax = new_figure(size=(max(6.0, 0.35 * len(self.layers)), 4.0))
         index = torch.arange(len(self.layers)).numpy()
@@ -282,8 +282,8 @@ class GradientFlowResult:
             ylabel="norm (log scale)",
             title="Gradient flow per layer",
         )
-        ax.set_xticks(index.tolist(), self.layers, rotation=70, fontsize=7)
-        ax.legend(fontsize=7)
+        name_ticks(ax, self.layers, rotation=70)
+        legend(ax, fontsize=7)
         return save_figure(fig, path)
 
 
@@ -509,7 +509,7 @@ class GradientFlowCallback(Callback):
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Relative gradient and update/weight ratio per layer over the sampled steps."""
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import integer_ticks, label_axes, legend, new_figure, save_figure
 
         rows = self.records()
         if not rows:
@@ -518,15 +518,20 @@ class GradientFlowCallback(Callback):
         grad = torch.tensor([row["grad_norm"] for row in rows])
         weight = torch.tensor([row["weight_norm"] for row in rows]).clamp_min(1e-30)
         update = torch.tensor([row["update_ratio"] for row in rows])
-        fig, axes = new_figure(1, 2, size=(5.5, 4.0))
+        fig, axes = new_figure(1, 2, size=(5.5, 4.0), title="Gradient flow during training")
         for j, name in enumerate(self.layers):
             relative = (grad[:, j] / weight[:, j]).clamp_min(1e-30)
-            axes[0, 0].plot(steps, relative.numpy(), label=name)
+            axes[0, 0].plot(steps, relative.numpy())  # same colour per layer in both panels
             axes[0, 1].plot(steps, update[:, j].clamp_min(1e-30).numpy(), label=name)
-        axes[0, 0].set(yscale="log", xlabel="step", ylabel="|grad| / |W|", title="Gradient flow")
-        axes[0, 1].set(yscale="log", xlabel="step", ylabel="|ΔW| / |W|", title="Update / weight")
-        if len(self.layers) <= 12:
-            axes[0, 1].legend(fontsize=6)
+        for ax, ylabel, title in (
+            (axes[0, 0], "|grad| / |W| (log scale)", "relative gradient"),
+            (axes[0, 1], "|ΔW| / |W| (log scale)", "update / weight"),
+        ):
+            ax.set_yscale("log")
+            label_axes(ax, "optimizer step", ylabel, title=title)
+            integer_ticks(ax, "x")
+        # one legend (right panel) names the layers of both
+        legend(axes[0, 1], fontsize=6, title="layer", ncols=1 + len(self.layers) // 12)
         return save_figure(fig, path)
 
     def state_dict(self) -> dict[str, Any]:

@@ -171,20 +171,35 @@ class InitCheckResult:
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Mean (with the spread across inits) and normalised variance of M_j per layer."""
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import label_axes, legend, name_ticks, new_figure, save_figure
 
-        fig, axes = new_figure(1, 2, size=(5.0, 3.6))
-        depth = torch.arange(1, len(self.layers) + 1).numpy()
+        fig, axes = new_figure(
+            1, 2, size=(5.0, 3.6), title="Initialization check: activation lengths per layer"
+        )
+        depth = torch.arange(len(self.layers)).numpy()
         per_init = self.lengths.mean(dim=1).numpy()
         ax_mean, ax_var = axes[0, 0], axes[0, 1]
-        ax_mean.fill_between(depth, per_init.min(0), per_init.max(0), alpha=0.3)
+        inits = self.lengths.shape[0]
+        ax_mean.fill_between(
+            depth, per_init.min(0), per_init.max(0), alpha=0.3, label=f"range over {inits} inits"
+        )
         ax_mean.plot(depth, self.mean.numpy(), marker="o", label="mean over inits")
-        ax_mean.set(yscale="log", xlabel="probe layer j", ylabel="M_j = |z_j|^2 / n_j")
-        ax_mean.set_title(f"FM1: mean length (max drift {self.fm1:.2f} decades)")
-        ax_mean.legend()
+        ax_mean.set_yscale("log")
+        label_axes(
+            ax_mean,
+            "probe layer j",
+            "M_j = |z_j|^2 / n_j (log scale)",
+            title=f"FM1: mean length (max drift {self.fm1:.2f} decades)",
+        )
+        name_ticks(ax_mean, self.layers, rotation=45 if len(self.layers) > 4 else 0)
+        legend(ax_mean)
         ax_var.plot(self.sum_inverse_width.numpy(), self.normalized_variance.numpy(), marker="o")
-        ax_var.set(xlabel="sum of 1/width up to layer j", ylabel="Var[M_j] / E[M_j]^2")
-        ax_var.set_title(f"FM2: length variance across {self.lengths.shape[0]} inits")
+        label_axes(
+            ax_var,
+            "sum of 1/width up to layer j",
+            "Var[M_j] / E[M_j]^2",
+            title=f"FM2: length variance across {inits} inits",
+        )
         return save_figure(fig, path)
 
 

@@ -87,13 +87,11 @@ class JacobianSpectrum:
         }
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import label_axes, new_figure, save_figure
 
-        fig, ax = new_figure()
+        fig, ax = new_figure(title="Input-output Jacobian spectrum")
         ax.hist(self.log_singular_values.flatten().tolist(), bins=40)
-        ax.set(
-            xlabel="log10 singular value", ylabel="count", title="Input-output Jacobian spectrum"
-        )
+        label_axes(ax, "log10 singular value", "singular values")
         return save_figure(fig, path)
 
 
@@ -153,15 +151,13 @@ class LogNormStatistics:
         return {"mean": self.mean, "variance": self.variance}
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import label_axes, new_figure, save_figure
 
-        fig, ax = new_figure()
-        ax.hist(self.log_sq_norms.flatten().tolist(), bins=40)
-        ax.set(
-            xlabel="ln |J u|^2 / |u|^2",
-            ylabel="count",
-            title=f"Jacobian log-norms: mean {self.mean:.2f}, variance {self.variance:.2f}",
+        fig, ax = new_figure(
+            title=f"Jacobian log-norms: mean {self.mean:.2f}, variance {self.variance:.2f}"
         )
+        ax.hist(self.log_sq_norms.flatten().tolist(), bins=40)
+        label_axes(ax, "ln |J u|^2 / |u|^2 (random directions u)", "directions")
         return save_figure(fig, path)
 
 
@@ -228,16 +224,18 @@ class JacobianCallback(Callback):
             self.figure = self.plot(Path(run_dir) / "jacobian_spectrum.png")
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import integer_ticks, label_axes, legend, new_figure, save_figure
 
         if not self.history:
             raise ValueError("JacobianCallback: nothing sampled yet")
         steps = [row["step"] for row in self.history]
-        fig, ax = new_figure()
+        fig, ax = new_figure(title="Input-output Jacobian spectrum during training")
         for key in ("max_singular_value", "min_singular_value"):
             ax.plot(steps, [row[key] for row in self.history], label=key.replace("_", " "))
-        ax.set(yscale="log", xlabel="step", ylabel="singular value", title="Jacobian spectrum")
-        ax.legend()
+        ax.set_yscale("log")
+        label_axes(ax, "optimizer step", "singular value (log scale)")
+        integer_ticks(ax, "x")
+        legend(ax)
         return save_figure(fig, path)
 
     def state_dict(self) -> dict[str, Any]:

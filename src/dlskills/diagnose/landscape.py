@@ -187,18 +187,17 @@ def plot_contour(
     loss_slice: LossSlice, path: str | os.PathLike[str], *, levels: int = 30, log: bool = False
 ) -> Path:
     """Contour PNG of a :class:`LossSlice` (``log``: contours of log10 loss)."""
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import colorbar, label_axes, legend, new_figure, save_figure
 
     values = loss_slice.losses.clamp_min(1e-12).log10() if log else loss_slice.losses
-    fig, ax = new_figure(size=(5.0, 4.5))
+    fig, ax = new_figure(size=(5.0, 4.5), title="Loss landscape slice (filter-normalised)")
     betas, alphas = torch.meshgrid(loss_slice.betas, loss_slice.alphas, indexing="xy")
     contour = ax.contour(alphas.numpy(), betas.numpy(), values.T.numpy(), levels=levels)
     ax.clabel(contour, fontsize=6)
-    fig.colorbar(contour, ax=ax, label="log10 loss" if log else "loss")
-    ax.plot([0], [0], "k+")
-    ax.set_xlabel("α (direction δ)")
-    ax.set_ylabel("β (direction η)")
-    ax.set_title("loss landscape slice (filter-normalised)")
+    colorbar(fig, contour, ax, "log10 loss" if log else "loss")
+    ax.plot([0], [0], "k+", label="the model's weights (α = β = 0)")
+    label_axes(ax, "α (step along direction δ)", "β (step along direction η)")
+    legend(ax, loc="upper right")
     return save_figure(fig, path)
 
 

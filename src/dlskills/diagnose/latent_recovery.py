@@ -24,10 +24,10 @@ decoder (``dlskills.models`` ``vae``) and the recovery runs Adam for ``steps`` i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -122,10 +122,12 @@ def memorization_check(
     beta: float = 1.0,
     evaluated: int = 50,
     seed: int = 0,
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> dict[int, LatentRecoveryResult]:
     """For each size n: a VAE (latent 8) trained for ``steps`` Adam steps (lr 1e-3, batch 64)
     on the first n images of the digits training split; then the latent-recovery gap of its
-    decoder between ``evaluated`` of those training images and ``evaluated`` test images."""
+    decoder between ``evaluated`` of those training images and ``evaluated`` test images.
+    ``progress(done, total, what)`` is called after every training step and every recovery."""
     from dlskills.data import load
     from dlskills.models import create
 
@@ -133,7 +135,8 @@ def memorization_check(
     train = torch.stack([splits.train[i][0] for i in range(len(splits.train))])
     test = torch.stack([splits.test[i][0] for i in range(evaluated)])
     results = {}
-    for size in train_sizes:
+    total = len(train_sizes) * (steps + 1)  # the steps, then the recovery, of every size
+    for position, size in enumerate(train_sizes):
         if not 0 < size <= len(train):
             raise ValueError(f"train sizes must be in 1..{len(train)}, got {size}")
         torch.manual_seed(seed)
@@ -150,9 +153,13 @@ def memorization_check(
                 loss.backward()
                 optimizer.step()
                 done += 1
+                if progress is not None:
+                    progress(position * (steps + 1) + done, total, f"VAE on {size} images")
                 if done == steps:
                     break
         results[size] = latent_recovery_gap(vae.decoder, images[:evaluated], test, seed=seed)
+        if progress is not None:
+            progress((position + 1) * (steps + 1), total, f"latents recovered ({size} images)")
     return results
 
 
@@ -160,9 +167,14 @@ def plot_latent_recovery(results: dict[int, LatentRecoveryResult], path: str | P
     """Per training-set size, the recovery errors of training and held-out images (log x)."""
     from matplotlib.ticker import NullFormatter
 
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import label_axes, legend, new_figure, save_figure
 
-    fig, axes = new_figure(1, len(results), size=(4.0, 3.2))
+    fig, axes = new_figure(
+        1,
+        len(results),
+        size=(4.0, 3.2),
+        title="Latent recovery: can the decoder reproduce training vs held-out images?",
+    )
     for ax, (size, result) in zip(axes[0], sorted(results.items())):
         everything = torch.cat([result.train_errors, result.heldout_errors]).clamp_min(1e-8)
         bins = torch.logspace(
@@ -172,10 +184,13 @@ def plot_latent_recovery(results: dict[int, LatentRecoveryResult], path: str | P
         ax.hist(result.heldout_errors.tolist(), bins=bins, alpha=0.6, label="held-out")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("recovery error (MSE per pixel)")
-        ax.set_title(f"trained on {size} images: AUC {result.auc:.2f}", fontsize=9)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("images")
+        label_axes(
+            ax,
+            "recovery error (MSE per pixel)",
+            "images",
+            title=f"trained on {size} images: AUC {result.auc:.2f}",
+        )
+        legend(ax)
     return save_figure(fig, path)
 
 

@@ -100,6 +100,7 @@ def pmv(
     name: str = "model",
     eval_data: Any = None,
     device: str | torch.device = "cpu",
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> PMVResult:
     """Perturbed Model Validation of the model class ``model_factory`` on ``train_data``.
 
@@ -112,6 +113,7 @@ def pmv(
     the perturbed labels) against the noise rate, ``result.relevance = −slope``. With
     ``eval_data`` (same forms as ``train_data``; a ``DataSplits`` gives its ``val``) the result
     also carries the validation accuracy of the model fitted at the lowest noise rate.
+    ``progress(done, total, what)`` is called after every fit (one per noise rate and repeat).
     """
     inputs, labels = _tensors(train_data)
     evaluation = None if eval_data is None else _tensors(getattr(eval_data, "val", eval_data))
@@ -146,6 +148,12 @@ def pmv(
             if evaluation is not None and index == lowest:
                 eval_predictions = _predict(model, evaluation[0], device)
                 eval_sum += float((eval_predictions == evaluation[1]).double().mean())
+            if progress is not None:
+                progress(
+                    repeat * len(rates) + index + 1,
+                    repeats * len(rates),
+                    f"{name} at noise {rate:g}",
+                )
     accuracies = (noisy_sum / repeats).tolist()
     slope, intercept = fit_line(rates, accuracies)
     return PMVResult(
@@ -170,13 +178,25 @@ def pmv(
 
 
 def rank_models(
-    factories: Mapping[str, Callable[[], nn.Module]], train_data: Any, **pmv_kwargs: Any
+    factories: Mapping[str, Callable[[], nn.Module]],
+    train_data: Any,
+    *,
+    progress: Callable[[int, int, str], Any] | None = None,
+    **pmv_kwargs: Any,
 ) -> list[PMVResult]:
     """PMV of every model class in ``factories`` (name -> factory) under the same noise draws and
-    budget, sorted by relevance, most relevant (steepest accuracy decrease) first."""
+    budget, sorted by relevance, most relevant (steepest accuracy decrease) first.
+    ``progress(done, total, what)`` counts the fits of all the models together."""
     if not factories:
         raise ValueError("factories must name at least one model")
-    results = [pmv(f, train_data, name=n, **pmv_kwargs) for n, f in factories.items()]
+    results = []
+    for position, (name, factory) in enumerate(factories.items()):
+
+        def counted(done: int, per_model: int, what: str, position: int = position) -> None:
+            if progress is not None:
+                progress(position * per_model + done, len(factories) * per_model, what)
+
+        results.append(pmv(factory, train_data, name=name, progress=counted, **pmv_kwargs))
     return sorted(results, key=lambda result: result.relevance, reverse=True)
 
 

@@ -173,7 +173,7 @@ class ThroughTimeResult:
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """|dL/dh_t| / |dL/dh_T| (solid) and the transport τ_t (dashed) against t, log scale, one
         colour per module, with the vanishing and exploding FAIL levels."""
-        from dlskills._plot import new_figure, save_figure
+        from dlskills._plot import integer_ticks, legend, new_figure, save_figure, threshold_line
 
         if not self.modules:
             raise ValueError("ThroughTimeResult: no recurrent module was measured")
@@ -197,12 +197,8 @@ class ThroughTimeResult:
             (THROUGH_TIME_VANISHING_FAIL, "vanishing", "tab:red"),
             (THROUGH_TIME_EXPLODING_FAIL, "exploding", "tab:purple"),
         ):
-            ax.axhline(
-                level,
-                color=colour,
-                linestyle=":",
-                linewidth=0.9,
-                label=f"{kind} FAIL: {level:g} x the last step's",
+            threshold_line(
+                ax, level, f"{kind} FAIL: {level:g} x the last step's", color=colour, linestyle=":"
             )
         ax.set(
             yscale="log",
@@ -210,7 +206,8 @@ class ThroughTimeResult:
             ylabel="|dL/dh_t| / |dL/dh_T| (log scale)",
             title="Gradient flow through time (catalog 1211.5063)",
         )
-        ax.legend(fontsize=7)
+        integer_ticks(ax, "x")
+        legend(ax, fontsize=7)
         return save_figure(fig, path)
 
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -136,10 +137,12 @@ def width_convergence(
     lr: float = 0.3,
     batch_size: int = 128,
     every: int = 20,
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> WidthConvergence:
     """Train a two-hidden-layer ``MeanFieldMLP`` of each width (N₁ = N₂ = width) on the digits
     training split with plain SGD at the mean-field rates, every width on the same sequence of
-    minibatches, and record the full training-set cross-entropy every ``every`` steps."""
+    minibatches, and record the full training-set cross-entropy every ``every`` steps.
+    ``progress(done, total, what)`` is called after every (width, seed) run."""
     from dlskills.data import load
 
     train = load("digits", seed=0).train
@@ -165,6 +168,12 @@ def width_convergence(
                     with torch.no_grad():
                         curve.append(float(F.cross_entropy(model(inputs), targets)))
             runs.append(curve)
+            if progress is not None:
+                progress(
+                    len(result.curves) * len(seeds) + len(runs),
+                    len(result.widths) * len(seeds),
+                    f"width {width}, seed {seed}",
+                )
         result.curves[width] = torch.tensor(runs)
     return result
 
@@ -174,17 +183,23 @@ def plot_width_convergence(result: WidthConvergence, path: str | Path) -> Path:
     against the width (log–log, with the 1/√N slope for reference)."""
     from matplotlib.ticker import NullFormatter
 
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import integer_ticks, label_axes, legend, new_figure, save_figure
 
-    fig, axes = new_figure(1, 2, size=(5.0, 3.8))
+    fig, axes = new_figure(
+        1, 2, size=(5.0, 3.8), title="Mean-field MLP: training converges as the width N grows"
+    )
     curves_ax, distance_ax = axes[0]
     for width in result.widths:
         curves_ax.plot(result.steps, result.curves[width].mean(0).tolist(), label=f"N = {width}")
-    curves_ax.set_xlabel("SGD step")
-    curves_ax.set_ylabel("training cross-entropy")
     curves_ax.set_yscale("log")
-    curves_ax.legend(fontsize=8)
-    curves_ax.set_title("mean-field MLP, two hidden layers of width N", fontsize=9)
+    label_axes(
+        curves_ax,
+        "SGD step",
+        "training cross-entropy (nats, log scale)",
+        title="two hidden layers of width N",
+    )
+    integer_ticks(curves_ax, "x")
+    legend(curves_ax)
     distances = result.distance_to_widest()
     xs = sorted(distances)
     distance_ax.loglog(xs, [distances[w] for w in xs], "o-", label="max gap to the widest")
@@ -192,9 +207,13 @@ def plot_width_convergence(result: WidthConvergence, path: str | Path) -> Path:
     distance_ax.loglog(xs, reference, "--", color="0.5", label="∝ 1/√N")
     distance_ax.set_xticks(xs, [str(w) for w in xs])
     distance_ax.xaxis.set_minor_formatter(NullFormatter())
-    distance_ax.set_xlabel("width N")
-    distance_ax.set_ylabel("gap")
-    distance_ax.legend(fontsize=8)
+    label_axes(
+        distance_ax,
+        "width N (hidden units per layer)",
+        "max gap in cross-entropy (nats)",
+        title="distance to the widest network's curve",
+    )
+    legend(distance_ax)
     return save_figure(fig, path)
 
 

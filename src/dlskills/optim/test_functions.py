@@ -297,7 +297,7 @@ def plot_trajectories(
     resolution: int = 200,
 ) -> Path:
     """Contours of ``function`` with each optimizer's path (``{name: kwargs}``); writes a PNG."""
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import colorbar, label_axes, legend, new_figure, save_figure
 
     function = _resolve(function)
     if not optimizers:
@@ -314,17 +314,20 @@ def plot_trajectories(
         levels = torch.logspace(math.log10(lowest), math.log10(float(surface.max())), 30).tolist()
     else:
         levels = 30
-    ax.contour(xs, ys, surface, levels=levels, cmap="viridis", linewidths=0.6, alpha=0.6)
+    contours = ax.contour(xs, ys, surface, levels=levels, cmap="viridis", linewidths=0.6, alpha=0.6)
+    colorbar(
+        fig, contours, ax, "f(x, y)" + (" (log-spaced contours)" if function.log_contours else "")
+    )
     for name, kwargs in optimizers.items():
         trajectory = run_trajectory(name, function, steps, **kwargs)
         finite = torch.isfinite(trajectory).all(-1)
         trajectory = trajectory[: int(finite.long().cumprod(0).sum())]
         label = name + "".join(f" {k}={v:g}" for k, v in kwargs.items() if isinstance(v, float))
         ax.plot(trajectory[:, 0], trajectory[:, 1], lw=1.5, label=label)
-    ax.plot(*function.start, "ko", ms=5)
+    ax.plot(*function.start, "ko", ms=5, label="start")
     if function.minimum is not None:
         ax.plot(*function.minimum, "r*", ms=12, label="minimum")
-    ax.set(xlim=(x_low, x_high), ylim=(y_low, y_high), xlabel="x", ylabel="y")
-    ax.set_title(f"{function.name}: {steps} steps")
-    ax.legend(loc="best", fontsize=8)
+    ax.set(xlim=(x_low, x_high), ylim=(y_low, y_high))
+    label_axes(ax, "x", "y", title=f"{function.name}: {steps} steps per optimizer")
+    legend(ax, loc="best")
     return save_figure(fig, path)

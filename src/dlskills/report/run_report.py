@@ -10,37 +10,48 @@ from pathlib import Path
 from typing import Any
 
 from dlskills._io import atomic_write_text
-from dlskills._plot import new_figure, save_figure
+from dlskills._plot import integer_ticks, label_axes, legend, new_figure, percent_axis, save_figure
 
 
 def plot_curves(
-    history: Sequence[dict[str, Any]], keys: Sequence[str], ylabel: str, path: Path
+    history: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    ylabel: str,
+    path: Path,
+    *,
+    title: str,
+    percent: bool = False,
 ) -> Path | None:
-    """One line per ``key`` of the per-epoch ``history`` against the epoch; None if no data."""
+    """One line per ``key`` of the per-epoch ``history`` against the epoch; None if no data.
+    ``percent``: the values are fractions, shown in percent (as report.md quotes them)."""
     series = {k: [(r["epoch"], r[k]) for r in history if r.get(k) is not None] for k in keys}
     series = {k: v for k, v in series.items() if v}
     if not series:
         return None
-    fig, ax = new_figure()
+    fig, ax = new_figure(title=title)
     for key, points in series.items():
         epochs, values = zip(*points)
         ax.plot(epochs, values, marker="o", markersize=3, label=key.replace("_", " "))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
+    label_axes(ax, "epoch", ylabel)
+    integer_ticks(ax, "x")
+    if percent:
+        percent_axis(ax, "y")
     ax.grid(alpha=0.3)
-    ax.legend()
+    legend(ax)
     return save_figure(fig, path)
 
 
-def plot_lr(lr_history: Sequence[tuple[int, Sequence[float]]], path: Path) -> Path | None:
+def plot_lr(
+    lr_history: Sequence[tuple[int, Sequence[float]]], path: Path, *, title: str
+) -> Path | None:
     """Learning rate of parameter group 0 against the optimizer step."""
     if not lr_history:
         return None
-    fig, ax = new_figure()
+    fig, ax = new_figure(title=title)
     steps = [step for step, _ in lr_history]
     ax.plot(steps, [rates[0] for _, rates in lr_history])
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate")
+    label_axes(ax, "optimizer step", "learning rate")
+    integer_ticks(ax, "x")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
@@ -63,12 +74,27 @@ def write_run_report(
 ) -> Path:
     """Write loss.png, accuracy.png, lr.png and report.md into ``run_dir``; returns report.md."""
     run_dir = Path(run_dir)
+    what = f"{summary.get('model')} on {summary.get('dataset')}, run {run_dir.name}"
     figures = {
-        "Loss": plot_curves(history, ("train_loss", "val_loss"), "loss", run_dir / "loss.png"),
-        "Accuracy": plot_curves(
-            history, ("train_accuracy", "val_accuracy"), "accuracy", run_dir / "accuracy.png"
+        "Loss": plot_curves(
+            history,
+            ("train_loss", "val_loss"),
+            # classification runs (the ones with an accuracy) train on cross-entropy, others MSE
+            "cross-entropy loss (nats)" if "val_accuracy" in (history or [{}])[-1] else "MSE loss",
+            run_dir / "loss.png",
+            title=f"Loss per epoch: {what}",
         ),
-        "Learning rate": plot_lr(lr_history or [], run_dir / "lr.png"),
+        "Accuracy": plot_curves(
+            history,
+            ("train_accuracy", "val_accuracy"),
+            "accuracy (%)",
+            run_dir / "accuracy.png",
+            title=f"Accuracy per epoch: {what}",
+            percent=True,
+        ),
+        "Learning rate": plot_lr(
+            lr_history or [], run_dir / "lr.png", title=f"Learning rate per step: {what}"
+        ),
     }
     test_accuracy = summary.get("test_accuracy")
     lines = [

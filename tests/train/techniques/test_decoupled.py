@@ -7,6 +7,7 @@ from torch import nn
 
 from dlskills import repro
 from dlskills.train.techniques.decoupled import (
+    DecoupledArm,
     DelayedGradientTrainer,
     decoupled_check,
     plot_decoupled,
@@ -141,3 +142,16 @@ def test_plot_shows_every_arm(tmp_path):
     assert [len(arm.accuracy[0]) for arm in arms] == [1, 1]
     path = plot_decoupled(arms, tmp_path / "fdg.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figure_is_readable(tmp_path, saved_figures):
+    arms = [
+        DecoupledArm((), 0.0, [[0.90, 0.95, 0.97], [0.91, 0.94, 0.96]]),
+        DecoupledArm((2,), 0.5, [[0.88, 0.94, 0.96], [0.90, 0.93, 0.97]]),
+    ]
+    plot_decoupled(arms, tmp_path / "fdg.png")
+    [fig] = saved_figures
+    assert saved_figures.readable(fig)
+    ax = fig.axes[0]
+    assert len(ax.get_legend().get_texts()) == 2
+    assert saved_figures.integer_ticks(ax.xaxis) == [1, 2, 3]

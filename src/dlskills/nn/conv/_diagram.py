@@ -29,37 +29,39 @@ def _panel(
     out_side: int,
     current: tuple[int, int],
 ) -> None:
+    from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
+    # one collection per panel: a diagram has hundreds of cells, drawn in one call
     tapped = set(taps)
+    cells, faces, edges, styles, alphas = [], [], [], [], []
     for r in range(side):
         for c in range(side):
             cell = kind(r, c)
-            ax.add_patch(
-                Rectangle(
-                    (c, -r - 1),
-                    1,
-                    1,
-                    facecolor=_KERNEL if (r, c) in tapped else _COLOURS[cell],
-                    edgecolor="#7f7f7f",
-                    linestyle="--" if cell == "pad" else "-",
-                    linewidth=0.8,
-                    alpha=0.85 if (r, c) in tapped and cell != "input" else 1.0,
-                )
-            )
+            cells.append(Rectangle((c, -r - 1), 1, 1))
+            faces.append(_KERNEL if (r, c) in tapped else _COLOURS[cell])
+            edges.append("#7f7f7f")
+            styles.append("--" if cell == "pad" else "-")
+            alphas.append(0.85 if (r, c) in tapped and cell != "input" else 1.0)
     left = side + 1
     for r in range(out_side):
         for c in range(out_side):
-            ax.add_patch(
-                Rectangle(
-                    (left + c, -r - 1),
-                    1,
-                    1,
-                    facecolor=_CURRENT if (r, c) == current else _OUTPUT,
-                    edgecolor="#3f3f3f",
-                    linewidth=0.8,
-                )
-            )
+            cells.append(Rectangle((left + c, -r - 1), 1, 1))
+            faces.append(_CURRENT if (r, c) == current else _OUTPUT)
+            edges.append("#3f3f3f")
+            styles.append("-")
+            alphas.append(1.0)
+    from matplotlib.colors import to_rgba
+
+    ax.add_collection(
+        PatchCollection(
+            cells,
+            facecolors=[to_rgba(f, a) for f, a in zip(faces, alphas)],
+            edgecolors=edges,
+            linestyles=styles,
+            linewidths=0.8,
+        )
+    )
     ax.set_xlim(-0.5, left + out_side + 0.5)
     ax.set_ylim(-max(side, out_side) - 0.5, 0.5)
     ax.set_aspect("equal")
@@ -78,10 +80,14 @@ def draw_convolution(
     output_padding: int = 0,
     pool: bool = False,
     ceil_mode: bool = False,
-    max_panels: int = 4,
+    max_side: int = 4,
 ) -> Path:
     """Draw the guide-style diagram of a square convolution (or pooling, or transposed
     convolution with input size ``i``) to the PNG ``path``; returns the path written.
+
+    One panel per output position, laid out as the output grid (a 3×3 output gives 3×3
+    panels); an output wider than ``max_side`` shows its top-left ``max_side``×``max_side``
+    positions and says so in the title. A legend names the colours.
 
     With pooling in ``ceil_mode`` the last window may reach past the padding; the taps out
     there read nothing and are not drawn."""
@@ -113,12 +119,48 @@ def draw_convolution(
 
         what = "pooling" if pool else "convolution"
         title = f"{what}: i={i}, k={k}, s={s}, p={p}, d={d} → o={o}"
-    positions = [(r, c) for r in range(min(o, 2)) for c in range(min(o, 2))][:max_panels]
-    fig, axes = new_figure(1, len(positions), size=(3.2, 3.0))
-    axes = [axes] if len(positions) == 1 else list(axes[0])
-    for ax, (row, col) in zip(axes, positions):
-        taps = [(row * step + ky * d, col * step + kx * d) for ky in range(k) for kx in range(k)]
-        _panel(ax, side, kind, taps, o, (row, col))
-        ax.set_title(f"output ({row}, {col})", fontsize=9)
-    fig.suptitle(title, fontsize=10)
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    shown = min(o, max_side)
+    if shown < o:
+        title += f" (the first {shown}×{shown} of {o}×{o} output positions)"
+    fig, axes = new_figure(shown, shown, size=(2.6, 2.4), title=title)
+    axes = [[axes]] if shown == 1 else axes
+    for row in range(shown):
+        for col in range(shown):
+            taps = [
+                (row * step + ky * d, col * step + kx * d) for ky in range(k) for kx in range(k)
+            ]
+            _panel(axes[row][col], side, kind, taps, o, (row, col))
+            axes[row][col].set_title(f"output ({row}, {col})", fontsize=9)
+    fig.legend(
+        handles=_legend_handles(transposed),
+        loc="lower center",
+        ncols=6,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.get_layout_engine().set(rect=(0, 0.06 if shown > 1 else 0.12, 1, 1))
+    if shown == 1:  # one panel: new_figure put the title on the panel
+        axes[0][0].set_title(f"{title}\noutput (0, 0)", fontsize=9)
     return save_figure(fig, path)
+
+
+def _legend_handles(transposed: bool) -> list:
+    """What each colour of a panel means (the guide's colours)."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=_COLOURS["input"], edgecolor="#7f7f7f", label="input"),
+        Patch(facecolor=_COLOURS["pad"], edgecolor="#7f7f7f", linestyle="--", label="padding"),
+    ]
+    if transposed:
+        handles.append(
+            Patch(facecolor=_COLOURS["zero"], edgecolor="#7f7f7f", label="inserted zero")
+        )
+    handles += [
+        Patch(facecolor=_KERNEL, edgecolor="#7f7f7f", label="kernel taps"),
+        Patch(facecolor=_OUTPUT, edgecolor="#3f3f3f", label="output"),
+        Patch(facecolor=_CURRENT, edgecolor="#3f3f3f", label="this output position"),
+    ]
+    return handles

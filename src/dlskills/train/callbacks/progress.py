@@ -2,7 +2,9 @@
 
 The bar is redrawn from ``on_batch_end`` at most ``refresh_per_second`` times a second (a clock
 read per step otherwise), with no background thread; the loss is read from the device only at a
-redraw. Off when stdout is not a terminal unless ``enabled=True``.
+redraw. When stdout is not a terminal (a log file, a pipe, CI) it prints one plain line per
+epoch instead (``dlskills._progress.plain_line``: epoch, step, the epoch's metrics, seconds);
+``enabled=True`` forces the bar, ``enabled=False`` prints nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from dlskills._progress import is_terminal, plain_line
 from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
 
@@ -32,7 +35,10 @@ class ProgressBar(Callback):
     ) -> None:
         if not refresh_per_second > 0:
             raise ValueError(f"refresh_per_second must be > 0, got {refresh_per_second}")
-        self.enabled = sys.stdout.isatty() if enabled is None else bool(enabled)
+        # "bar" (rich), "lines" (one plain line per epoch) or "off"
+        self.mode = (
+            "off" if enabled is False else "bar" if enabled or is_terminal(sys.stdout) else "lines"
+        )
         self.interval = 1.0 / refresh_per_second
         self.metric = metric
         self.console = console
@@ -41,7 +47,8 @@ class ProgressBar(Callback):
         self._next_redraw = 0.0
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        if not self.enabled:
+        self._started = (time.perf_counter(), trainer.step)
+        if self.mode != "bar":
             return
         from rich.console import Console
         from rich.progress import (
@@ -73,7 +80,6 @@ class ProgressBar(Callback):
             loss="-",
             metric="",
         )
-        self._started = (time.perf_counter(), trainer.step)
 
     def on_batch_end(self, trainer: Trainer) -> None:
         if self._progress is None:
@@ -82,6 +88,24 @@ class ProgressBar(Callback):
         if now >= self._next_redraw:
             self._next_redraw = now + self.interval
             self._redraw(trainer, now)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.mode != "lines":
+            return
+        metrics = "  ".join(
+            f"{key} {value:.4g}"
+            for key, value in trainer.metrics.items()
+            if key != "lr" and isinstance(value, float)
+        )
+        line = plain_line(
+            "train",
+            "epoch",
+            trainer.epoch + 1,
+            trainer.max_epochs,
+            f"step {trainer.step}  {metrics}",
+            time.perf_counter() - self._started[0],
+        )
+        print(line, file=sys.stdout, flush=True)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self._progress is not None:

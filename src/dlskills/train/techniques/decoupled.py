@@ -216,10 +216,12 @@ def decoupled_check(
     batch_size: int = 32,
     lr: float = 0.05,
     momentum: float = 0.9,
+    progress: Callable[[int, int, str], Any] | None = None,
 ) -> list[DecoupledArm]:
     """Train ``digits_mlp`` on the digits task (scikit-learn's bundled images, split by seed 0)
     with SGD + momentum, once per arm ``(boundaries, β)`` and seed; ``()`` is plain backprop.
-    Every arm of a seed starts from the same weights and sees the same batches."""
+    Every arm of a seed starts from the same weights and sees the same batches.
+    ``progress(done, total, what)`` is called after every epoch of every arm and seed."""
     from dlskills.data import load
 
     splits = load("digits", seed=0)
@@ -243,6 +245,13 @@ def decoupled_check(
                     steps += 1
                 curve.append(_accuracy(model, test))
                 model.train()
+                if progress is not None:
+                    done = (len(results) * len(arm.accuracy) + results.index(arm)) * epochs
+                    progress(
+                        done + len(curve),
+                        len(seeds) * len(results) * epochs,
+                        f"{arm.name}, seed {seed}: test accuracy {curve[-1]:.1%}",
+                    )
             arm.seconds_per_step += (time.perf_counter() - started) / steps / len(seeds)
             arm.accuracy.append(curve)
     return results
@@ -257,7 +266,7 @@ def _accuracy(model: nn.Module, loader: Any) -> float:
 
 def plot_decoupled(arms: Sequence[DecoupledArm], path: str | Path) -> Path:
     """Test accuracy per epoch of every arm (mean over seeds, band: min–max) as a PNG."""
-    from dlskills._plot import new_figure, save_figure
+    from dlskills._plot import integer_ticks, new_figure, save_figure
 
     fig, ax = new_figure(size=(6.0, 4.0))
     for arm in arms:
@@ -269,6 +278,7 @@ def plot_decoupled(arms: Sequence[DecoupledArm], path: str | Path) -> Path:
         low, high = runs.min(0).values.tolist(), runs.max(0).values.tolist()
         ax.fill_between(epochs, low, high, alpha=0.15, color=line.get_color())
     ax.set_xlabel("epoch")
+    integer_ticks(ax, "x")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(80, 100)
     ax.set_title("digits MLP: delayed-gradient modules vs backprop")

@@ -59,7 +59,7 @@ budget does not show the paper's need for scaling.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -364,12 +364,23 @@ class LargeBatchStudy:
         return "\n".join(lines)
 
 
-def large_batch_study(seeds: Sequence[int] = (0, 1, 2), **kwargs: Any) -> LargeBatchStudy:
-    """``large_batch_check(seed=s, **kwargs)`` for every seed."""
+def large_batch_study(
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    progress: Callable[[int, int, str], Any] | None = None,
+    **kwargs: Any,
+) -> LargeBatchStudy:
+    """``large_batch_check(seed=s, **kwargs)`` for every seed; ``progress(done, total, what)``
+    after each seed."""
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
-    return LargeBatchStudy(seeds, [large_batch_check(seed=s, **kwargs) for s in seeds])
+    runs = []
+    for seed in seeds:
+        runs.append(large_batch_check(seed=seed, **kwargs))
+        if progress is not None:
+            progress(len(runs), len(seeds), f"seed {seed}")
+    return LargeBatchStudy(seeds, runs)
 
 
 def plot_large_batch(study: LargeBatchStudy, path: str) -> Any:

@@ -1,0 +1,40 @@
+"""benchmarks/optim_step.py: progress lines per round and a figure with a legend."""
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def optim_step():
+    path = Path(__file__).parents[2] / "benchmarks" / "optim_step.py"
+    spec = importlib.util.spec_from_file_location("optim_step_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_line_per_round_and_a_legend_that_names_the_colours(
+    optim_step, monkeypatch, capsys, tmp_path, saved_figures
+):
+    monkeypatch.setitem(optim_step.SHAPE_SETS, "tiny", [(16,), (4, 4)])
+    args = argparse.Namespace(rounds=3, optimizers=["adabound"], compile=[])
+    median = optim_step.bench_shape("tiny", args)
+    rounds = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
+    assert rounds == [f"tiny: round {r}/3 {len(median)} candidates" for r in (1, 2, 3)]
+
+    optim_step.plot({"tiny": median}, str(tmp_path / "steps.png"))
+    [fig] = saved_figures
+    assert saved_figures.readable(fig)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:3] == [
+        "torch.optim.Adam",
+        "zoo optimizer, default path",
+        "zoo optimizer, for-loop / foreach",
+    ]
+    assert "= torch Adam(fused)" in legend
+    # one bar per candidate, named on the axis
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert sorted(ticks) == sorted(label.strip() for label in median)
