@@ -9,9 +9,12 @@ A run directory (DESIGN.md) holds::
     loss.png, accuracy.png, lr.png, report.md   (dlskills.report.run_report)
     summary.json     results + environment (torch, python, platform, git commit, code hash)
 
-``train_run(config)`` does all of it and returns the summary; ``resume_run(run_dir)`` continues an
-interrupted run exactly from its last checkpoint; ``load_run(path)`` gives back the config, the
-model with the best checkpoint's weights, the data splits, the metrics rows and the summary.
+``train_run(config)`` does all of it and returns the summary; every value, name and file of the
+config is checked (``build``) before the folder is made. SIGINT/SIGTERM end a one-process run
+after the step in progress with a checkpoint there and a summary (``_StopOnSignal``).
+``resume_run(run_dir)`` continues an interrupted run exactly from its last checkpoint;
+``load_run(path)`` gives back the config, the model with the best checkpoint's weights, the data
+splits, the metrics rows and the summary.
 """
 
 from __future__ import annotations
