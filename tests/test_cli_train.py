@@ -347,18 +347,20 @@ def test_step_schedule_from_the_training_docs_config(tmp_path):
     assert json.loads((out / "summary.json").read_text())["test_accuracy"] > 0.8
 
 
-INTERRUPT_BUDGET = ["--model", "mlp", "--max-steps", "100", "--no-progress"]
+# long enough that a signal sent once the first checkpoint exists lands well before the end
+INTERRUPT_STEPS = 200
+INTERRUPT_BUDGET = ["--model", "mlp", "--max-steps", str(INTERRUPT_STEPS), "--no-progress"]
 
 
 def _interrupted_then_resumed(run_dir, expected_weights, signal_name):
     """summary.json of the interrupted run, then `dlskills train --resume` to the end."""
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stop_reason"] == "interrupted"
-    assert summary["steps"] == _checkpoint_state(run_dir)["trainer"]["step"] < 100
+    assert summary["steps"] == _checkpoint_state(run_dir)["trainer"]["step"] < INTERRUPT_STEPS
     assert summary["stop_message"].startswith(f"{signal_name} at step {summary['steps']};")
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
     finished = json.loads((run_dir / "summary.json").read_text())
-    assert finished["stop_reason"] == "completed" and finished["steps"] == 100
+    assert finished["stop_reason"] == "completed" and finished["steps"] == INTERRUPT_STEPS
     resumed = _final_weights(run_dir)
     names = [k for k in expected_weights if k.startswith("model.")]
     assert names and all(torch.equal(expected_weights[k], resumed[k]) for k in names)
@@ -388,7 +390,9 @@ def test_sigint_and_sigterm_stop_cleanly_and_the_printed_command_resumes(tmp_pat
                 os.kill(os.getpid(), signal.SIGTERM)
 
     run_dir = tmp_path / "sigterm"
-    config = make_config({"model": "mlp", "max_steps": 100, "progress": False, "out": str(run_dir)})
+    config = make_config(
+        {"model": "mlp", "max_steps": INTERRUPT_STEPS, "progress": False, "out": str(run_dir)}
+    )
     assert train_run(config, callbacks=[SigTermAtStep7()])["steps"] == 7
     _interrupted_then_resumed(run_dir, expected, "SIGTERM")
 
