@@ -70,3 +70,26 @@ def test_rich_progress_draws_a_bar_per_check():
     assert [task.description for task in progress.progress.tasks] == ["gradient_flow", "fitting"]
     assert all(task.finished for task in progress.progress.tasks)
     assert "fitting" in console.file.getvalue()
+
+
+def test_doctor_run_checks_the_folder_and_model_before_loading(tmp_path, capsys):
+    """--run on a folder that is not a run, and --model naming another model than the run's, are
+    one-line errors; --model naming the run's own model is accepted (it then needs the
+    checkpoint, which this config-only folder lacks)."""
+    import json
+
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    assert main(["doctor", "--run", str(not_a_run)]) == 2
+    assert capsys.readouterr().err == (
+        f"dlskills doctor: error: not a run folder: {not_a_run} (no config.json)\n"
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "mlp", "dataset": "digits"}))
+    assert main(["doctor", "--run", str(run), "--model", "cnn"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"dlskills doctor: error: --model cnn: run {run} trained model 'mlp'")
+    assert "drop --model" in error and error.count("\n") == 1
+    assert main(["doctor", "--run", str(run), "--model", "mlp", "--dataset", "digits"]) == 2
+    assert f"run folder {run} has no checkpoint" in capsys.readouterr().err

@@ -26,20 +26,24 @@ def test_unknown_key_gets_a_did_you_mean():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("lr", -1.0, "'lr' must be > 0"),
-        ("lr", "fast", "'lr' must be a number"),
-        ("batch_size", 0, "'batch_size' must be > 0"),
-        ("batch_size", 2.5, "'batch_size' must be an integer"),
-        ("epochs", True, "'epochs' must be an integer"),
-        ("dropout", 1.0, r"'dropout' must be in \[0, 1\)"),
-        ("nan_policy", "ignore", "'nan_policy' must be one of"),
-        ("compile", "yes", "'compile' must be true/false"),
-        ("opt", [1], "'opt' must be a table"),
-        ("seed", -1, "'seed' must be in"),
+        ("lr", -1.0, "must be > 0"),
+        ("lr", "fast", "must be a number"),
+        ("batch_size", 0, "must be > 0"),
+        ("batch_size", 2.5, "must be an integer"),
+        ("epochs", True, "must be an integer"),
+        ("dropout", 1.0, r"must be in \[0, 1\)"),
+        ("nan_policy", "ignore", "must be one of"),
+        ("compile", "yes", "must be true/false"),
+        ("opt", [1], "must be a table"),
+        ("seed", -1, "must be in"),
+        ("milestones", [15, 10], "must be increasing positive epochs"),
+        ("milestones", [0, 10], "must be increasing positive epochs"),
+        ("milestones", 10, "must be a list"),
     ],
 )
-def test_bad_values_name_the_key(key, value, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_values_name_the_key_and_its_option(key, value, message):
+    option = {"opt": "--opt"}.get(key, "--" + key.replace("_", "-"))
+    with pytest.raises(ValueError, match=rf"^config key '{key}' \({option}\) {message}"):
         make_config({key: value})
 
 
@@ -93,3 +97,47 @@ def test_parse_assignment_literals():
     assert parse_assignment("mode=fan_out", "--opt") == ("mode", "fan_out")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_assignment("oops", "--opt")
+
+
+def test_resolve_adapts_the_defaults_to_the_run():
+    from dlskills.train.config import resolve
+
+    default = make_config({})
+    recipe = resolve(default, steps_per_epoch=20, total_steps=400, default_lr=3e-3)
+    assert (recipe.lr, recipe.warmup_steps, recipe.milestones) == (3e-3, 20, None)
+    short = resolve(default, steps_per_epoch=20, total_steps=10, default_lr=1e-3)
+    assert (short.lr, short.warmup_steps) == (1e-3, 1)  # a tenth of 10 steps
+    assert resolve(default, steps_per_epoch=1, total_steps=5, default_lr=1).warmup_steps == 0
+    step = make_config({"schedule": "step"})
+    # half and three quarters of the run, in epochs: 400 steps → steps 200, 300
+    assert resolve(step, steps_per_epoch=20, total_steps=400, default_lr=1).milestones == [10, 15]
+    # 10 steps of a 20-step epoch → steps 5 and 7 = epochs 0.25 and 0.35
+    assert resolve(step, steps_per_epoch=20, total_steps=10, default_lr=1).milestones == [
+        0.25,
+        0.35,
+    ]
+    given = make_config({"schedule": "step", "milestones": [1.5]})
+    assert resolve(given, steps_per_epoch=20, total_steps=40, default_lr=1).milestones == [1.5]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"warmup_steps": 40}, r"'warmup_steps' \(--warmup-steps\) is 40 but the run has only 40"),
+        ({"milestones": [1]}, r"'milestones' \(--milestones\) applies to --schedule step only"),
+        (
+            {"schedule": "step", "milestones": [1, 2]},
+            r"'milestones' \(--milestones\): epoch 2 is not inside the run's 2 epochs",
+        ),
+        (
+            {"schedule": "step", "milestones": [0.01, 0.02]},
+            r"'milestones' \(--milestones\): \[0.01, 0.02\] fall on steps \[0, 0\]; give epochs "
+            r"that fall on distinct steps ≥ 1 \(a step is 0.05 epochs\)",
+        ),
+    ],
+)
+def test_resolve_rejects_explicit_values_the_run_cannot_use(values, message):
+    from dlskills.train.config import resolve
+
+    with pytest.raises(ValueError, match=f"^config key {message}"):
+        resolve(make_config(values), steps_per_epoch=20, total_steps=40, default_lr=1)

@@ -36,10 +36,15 @@ def test_resume_refuses_to_change_what_is_computed(tmp_path):
 
 
 def test_resume_and_load_need_a_run_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        resume_run(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a run folder"):
-        load_run(tmp_path)
+    for path in (tmp_path, tmp_path / "nonexistent"):
+        with pytest.raises(FileNotFoundError, match=rf"^not a run folder: {path} \(no config"):
+            resume_run(path)
+        with pytest.raises(FileNotFoundError, match=rf"^not a run folder: {path} \(no config"):
+            load_run(path)
+    run = fake_run(tmp_path)
+    (run / "checkpoints" / "last.json").unlink()  # stopped before its first checkpoint
+    with pytest.raises(FileNotFoundError, match=r"has no checkpoint .*start it again"):
+        resume_run(run)
 
 
 def test_resume_reports_a_tampered_checkpoint(tmp_path):
@@ -66,3 +71,16 @@ def test_rng_capture_restore_round_trip():
     assert first[:2] == second[:2] and torch.equal(first[2], second[2])
     with pytest.raises(ValueError, match="seed"):
         seed_everything(-1)
+
+
+def test_default_lr_is_the_optimizers_own():
+    """Documented defaults: torch.optim.SGD/Adam 1e-3, Adamax 2e-3, Adagrad 1e-2; AdamW gets
+    the measured recipe's 3e-3; AggMo declares none."""
+    from dlskills.train.runs import default_lr
+
+    expected = {"sgd": 1e-3, "adam": 1e-3, "adamax": 2e-3, "adagrad": 1e-2, "adamw": 3e-3}
+    assert {name: default_lr(name) for name in expected} == expected
+    with pytest.raises(ValueError, match=r"^config key 'lr' \(--lr\): optimizer 'aggmo' has no"):
+        default_lr("aggmo")
+    with pytest.raises(ValueError, match=r"^config key 'optimizer' \(--optimizer\): unknown"):
+        default_lr("adamx")

@@ -113,8 +113,8 @@ def test_every_registered_optimizer_builds_from_a_train_config(name):
     from dlskills.train.config import make_config
     from dlskills.train.runs import _optimizer_kwargs
 
-    config = make_config({"optimizer": name})
+    config = make_config({"optimizer": name, "lr": 0.01})
     model = create("mlp", input_shape=(1, 8, 8), num_classes=10, width=8, depth=1)
     kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(name), model)
     optimizer = optim.create(name, model.parameters(), **kwargs)
-    assert optimizer.param_groups[0]["lr"] == config.lr
+    assert optimizer.param_groups[0]["lr"] == 0.01

@@ -10,8 +10,12 @@ HELP = "diagnose a model or a finished run: init, gradients, activations, over/u
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", metavar="DIR", help="a finished run folder (runs/NAME)")
-    parser.add_argument("--dataset", default="digits", help="dataset without --run")
-    parser.add_argument("--model", default="cnn", help="model without --run")
+    parser.add_argument(
+        "--dataset", help="dataset (default digits; with --run: the run's, which it must match)"
+    )
+    parser.add_argument(
+        "--model", help="model (default cnn; with --run: the run's, which it must match)"
+    )
     parser.add_argument(
         "--out", metavar="DIR", help="report folder (default: doctor/, or RUN/doctor with --run)"
     )
@@ -42,9 +46,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
 
 
-def _from_run(path: str) -> tuple[Any, Any, Any, Any]:
-    from dlskills.train.runs import load_run
+def _from_run(path: str, args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """The run's trained model, data, curves and report folder. --model/--dataset name what the
+    run trained (a check); another one is an error, not a silent switch."""
+    from dlskills.train.runs import load_run, read_run_config
 
+    recorded = read_run_config(path)
+    for key in ("model", "dataset"):
+        given = getattr(args, key)
+        if given is not None and given != recorded.get(key):
+            raise ValueError(
+                f"--{key} {given}: run {path} trained {key} {recorded.get(key)!r}; drop --{key} "
+                f"to diagnose the run, or drop --run to diagnose an untrained {given}"
+            )
     run = load_run(path)
     rows = [row for row in run.metrics if row.get("val_loss") not in (None, "")]
     return run.model, run.splits, rows or None, run.path / "doctor"
@@ -140,13 +154,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads is out of range: {args.threads}")
     torch.manual_seed(args.seed)
     if args.run is not None:
-        model, splits, history, default_out = _from_run(args.run)
+        model, splits, history, default_out = _from_run(args.run, args)
     else:
         from dlskills import data, models
 
-        splits = data.load(args.dataset, seed=args.seed)
+        splits = data.load(args.dataset or "digits", seed=args.seed)
         model = models.create(
-            args.model, input_shape=tuple(splits.input_shape), num_classes=splits.output_dim
+            args.model or "cnn",
+            input_shape=tuple(splits.input_shape),
+            num_classes=splits.output_dim,
         )
         history, default_out = None, Path("doctor")
     train_loader, val_loader, _ = splits.loaders(args.batch_size, seed=args.seed)

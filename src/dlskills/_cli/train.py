@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     how = parser.add_argument_group("how to train")
     how.add_argument("--optimizer", help="optimizer name: any torch.optim class or zoo optimizer")
-    how.add_argument("--lr", type=float, help="learning rate")
+    how.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate (default: 3e-3 with adamw, else the optimizer's own default)",
+    )
     how.add_argument("--weight-decay", type=float, help="weight decay")
     how.add_argument("--momentum", type=float, help="momentum (optimizers that take one)")
     how.add_argument(
@@ -40,7 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra optimizer keyword (repeatable), e.g. --opt betas=0.9,0.99",
     )
     how.add_argument("--schedule", help="LR schedule: constant, cosine, linear, step")
-    how.add_argument("--warmup-steps", type=int, help="linear LR warm-up steps")
+    how.add_argument(
+        "--warmup-steps",
+        type=int,
+        help="linear LR warm-up steps (default: min(20, a tenth of the run's steps))",
+    )
+    how.add_argument(
+        "--milestones",
+        type=_epochs_list,
+        metavar="E1,E2,...",
+        help="epochs at which the step schedule multiplies the LR by 0.1 (default: half and "
+        "three quarters of the run)",
+    )
     how.add_argument("--epochs", type=int, help="epochs to train")
     how.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     how.add_argument("--batch-size", type=int, help="training batch size")
@@ -154,6 +169,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _epochs_list(text: str) -> list[float]:
+    """``--milestones 10,15`` (epochs; whole numbers stay ints)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epochs like 10,15, got {text!r}") from None
+    return [int(v) if v.is_integer() else v for v in values]
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     from dlskills.train.config import KEYS, parse_assignment
 
@@ -204,10 +228,19 @@ def run(args: argparse.Namespace) -> int:
             summary = run_rank(config)
         else:
             summary = train_run(config)
-    if "rank" in summary:  # another rank than 0: rank 0 prints the run
-        return 1 if summary["stop_reason"] in ("non_finite", "error") else 0
-    print_summary(summary)
-    return 1 if summary["stop_reason"] in ("non_finite", "error") else 0
+    if "rank" not in summary:  # rank 0 prints the run
+        print_summary(summary)
+    return exit_code(summary["stop_reason"])
+
+
+#: the shell's convention for a process stopped by SIGINT (128 + 2)
+INTERRUPTED_EXIT_CODE = 130
+
+
+def exit_code(stop_reason: str | None) -> int:
+    if stop_reason == "interrupted":
+        return INTERRUPTED_EXIT_CODE
+    return 1 if stop_reason in ("non_finite", "error") else 0
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -229,3 +262,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("stop_message"):
         print(f"  {summary['stop_message']}")
     print(f"  report: {summary['run_dir']}/report.md")
+    if summary["stop_reason"] == "interrupted":
+        import shlex
+
+        print(f"  continue with: dlskills train --resume {shlex.quote(summary['run_dir'])}")

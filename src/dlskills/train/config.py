@@ -8,7 +8,17 @@ built, and errors there also name the key.
 
 The defaults are the recipe measured for the main job (docs/training.md): the small CNN on digits
 with AdamW (lr 3e-3, weight decay 5e-4), a cosine schedule after a 20-step warm-up, 20 epochs of
-batch 64, one torch thread. ``threads = 1`` by default because these laptop-scale models gain
+batch 64, one torch thread. Three defaults adapt to the run (``resolve``, called once the data
+fixes the number of optimizer steps; the run's config.json records the values used):
+
+- ``lr`` unset: 3e-3 with the recipe's AdamW, else the optimizer's own default (the ``lr``
+  default of its registered class or factory; an optimizer without one needs ``--lr``);
+- ``warmup_steps`` unset: min(20, ⌊steps/10⌋), so a short run keeps most of its steps;
+- ``milestones`` unset with the ``step`` schedule: half and three quarters of the run (in
+  epochs, possibly fractional; the LR is multiplied by 0.1 at each).
+
+Explicit values that cannot work in the run (a warm-up as long as the run, a milestone past its
+end) are errors naming the option. ``threads = 1`` by default because these laptop-scale models gain
 little from intra-op threads and lose a lot when the cores are shared: on the 2-core development
 machine under load the default run took 177 s with 2 threads and 10 s with 1. It also makes a
 run's floating-point results independent of the machine's core count. ``threads = None`` keeps
@@ -20,6 +30,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +48,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     optimizer: str = "adamw"
-    lr: float = 3e-3
+    lr: float | None = None
     weight_decay: float | None = 5e-4
     momentum: float | None = None
     opt: dict[str, Any] = field(default_factory=dict)
@@ -47,7 +58,8 @@ class TrainConfig:
     init: str | None = None
     dropout: float | None = None
     schedule: str = "cosine"
-    warmup_steps: int = 20
+    warmup_steps: int | None = None
+    milestones: list[float] | None = None
     epochs: int | None = 20
     max_steps: int | None = None
     batch_size: int = 64
@@ -80,6 +92,34 @@ class TrainConfig:
 
 KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
+#: the measured recipe's optimizer, its learning rate and its warm-up (docs/training.md)
+RECIPE_OPTIMIZER = "adamw"
+RECIPE_LR = 3e-3
+RECIPE_WARMUP_STEPS = 20
+#: an automatic warm-up takes at most this fraction of the run's optimizer steps
+WARMUP_FRACTION = 0.1
+#: automatic milestones of the step schedule, as fractions of the run
+MILESTONE_FRACTIONS = (0.5, 0.75)
+
+# options whose name is not "--" + the key with dashes
+_OPTION_NAMES = {
+    "opt": "--opt",
+    "model_args": "--model-arg",
+    "strategy_args": "--strategy-arg",
+    "progress": "--no-progress",
+}
+
+
+def option_name(key: str) -> str:
+    """The ``dlskills train`` option that sets config key ``key``."""
+    return _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+
+
+def key_name(key: str) -> str:
+    """How errors name a config key, for config files and the command line alike."""
+    return f"config key {key!r} ({option_name(key)})"
+
+
 # key -> (accepted Python types, whether None is allowed, extra check or None, what it must be)
 _POSITIVE = (lambda v: v > 0, "> 0")
 _NON_NEGATIVE = (lambda v: v >= 0, "≥ 0")
@@ -88,7 +128,7 @@ _RULES: dict[str, tuple[tuple[type, ...], bool, tuple[Any, str] | None]] = {
     "dataset": ((str,), False, None),
     "data_dir": ((str,), True, None),
     "optimizer": ((str,), False, None),
-    "lr": ((float, int), False, _POSITIVE),
+    "lr": ((float, int), True, _POSITIVE),
     "weight_decay": ((float, int), True, _NON_NEGATIVE),
     "momentum": ((float, int), True, (lambda v: 0 <= v < 1, "in [0, 1)")),
     "opt": ((dict,), False, None),
@@ -98,7 +138,18 @@ _RULES: dict[str, tuple[tuple[type, ...], bool, tuple[Any, str] | None]] = {
     "init": ((str,), True, None),
     "dropout": ((float, int), True, (lambda v: 0 <= v < 1, "in [0, 1)")),
     "schedule": ((str,), False, None),
-    "warmup_steps": ((int,), False, _NON_NEGATIVE),
+    "warmup_steps": ((int,), True, _NON_NEGATIVE),
+    "milestones": (
+        (list,),
+        True,
+        (
+            lambda v: (
+                all(_is_number(m) and m > 0 for m in v)
+                and all(a < b for a, b in itertools.pairwise(v))
+            ),
+            "increasing positive epochs",
+        ),
+    ),
     "epochs": ((int,), True, _POSITIVE),
     "max_steps": ((int,), True, _POSITIVE),
     "batch_size": ((int,), False, _POSITIVE),
@@ -139,24 +190,30 @@ def validate(config: TrainConfig) -> None:
         if value is None:
             if nullable:
                 continue
-            raise ValueError(f"config key {key!r} must be set")
+            raise ValueError(f"{key_name(key)} must be set")
         # bool is an int in Python; only keys typed bool accept it
         if isinstance(value, bool) and bool not in types:
-            raise ValueError(f"config key {key!r} must be {_type_names(types)}, got {value!r}")
+            raise ValueError(f"{key_name(key)} must be {_type_names(types)}, got {value!r}")
         if not isinstance(value, types):
-            raise ValueError(f"config key {key!r} must be {_type_names(types)}, got {value!r}")
+            raise ValueError(f"{key_name(key)} must be {_type_names(types)}, got {value!r}")
         if check is not None and not check[0](value):
-            raise ValueError(f"config key {key!r} must be {check[1]}, got {value!r}")
+            raise ValueError(f"{key_name(key)} must be {check[1]}, got {value!r}")
         if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
-            raise ValueError(f"config key {key!r} must map names to values, got {value!r}")
+            raise ValueError(f"{key_name(key)} must map names to values, got {value!r}")
     if config.epochs is None and config.max_steps is None:
         raise ValueError("config keys 'epochs' and 'max_steps' are both unset; give one")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _type_names(types: tuple[type, ...]) -> str:
     names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
     if float in types:
         return "a number"
+    if list in types:
+        return "a list"
     return " or ".join(names.get(t, "a table") for t in types)
 
 
@@ -219,7 +276,63 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
     for key in ("lr", "weight_decay", "momentum", "dropout", "clip_grad_norm"):
         if isinstance(merged.get(key), int) and not isinstance(merged[key], bool):
             merged[key] = float(merged[key])
+    if isinstance(merged.get("milestones"), tuple):
+        merged["milestones"] = list(merged["milestones"])
     return TrainConfig(**merged)
+
+
+def resolve(
+    config: TrainConfig, *, steps_per_epoch: int, total_steps: int, default_lr: float
+) -> TrainConfig:
+    """``config`` with the values it leaves to the run filled in, for a run of ``total_steps``
+    optimizer steps of which ``steps_per_epoch`` make an epoch, and an optimizer whose default
+    learning rate is ``default_lr``. Explicit values that cannot work there raise ValueError."""
+    changes: dict[str, Any] = {}
+    if config.lr is None:
+        changes["lr"] = default_lr
+    if config.warmup_steps is None:
+        changes["warmup_steps"] = min(RECIPE_WARMUP_STEPS, int(WARMUP_FRACTION * total_steps))
+    elif config.warmup_steps >= total_steps:
+        raise ValueError(
+            f"{key_name('warmup_steps')} is {config.warmup_steps} but the run has only "
+            f"{total_steps} optimizer steps: give fewer, or leave it out for "
+            f"min({RECIPE_WARMUP_STEPS}, steps/10)"
+        )
+    run_epochs = total_steps / steps_per_epoch
+    if config.schedule.strip().lower() != "step":
+        if config.milestones is not None:
+            raise ValueError(
+                f"{key_name('milestones')} applies to --schedule step only (this run: "
+                f"{config.schedule}): drop it or use the step schedule"
+            )
+    elif config.milestones is None:
+        steps = sorted({max(1, int(f * total_steps)) for f in MILESTONE_FRACTIONS})
+        changes["milestones"] = [_plain(s / steps_per_epoch) for s in steps]
+    else:
+        late = [m for m in config.milestones if round(m * steps_per_epoch) >= total_steps]
+        if late:
+            raise ValueError(
+                f"{key_name('milestones')}: epoch {late[0]} is not inside the run's "
+                f"{_plain(run_epochs)} epochs ({total_steps} steps): give earlier epochs"
+            )
+        steps = milestone_steps(config.milestones, steps_per_epoch)
+        if steps[0] < 1 or len(set(steps)) < len(steps):
+            raise ValueError(
+                f"{key_name('milestones')}: {config.milestones} fall on steps {steps}; "
+                f"give epochs that fall on distinct steps ≥ 1 (a step is {1 / steps_per_epoch:.3g} "
+                "epochs)"
+            )
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def milestone_steps(milestones: list[float], steps_per_epoch: int) -> list[int]:
+    """Milestones in epochs as optimizer steps (counted from the first step)."""
+    return [round(m * steps_per_epoch) for m in milestones]
+
+
+def _plain(value: float) -> float | int:
+    """``value`` as an int when it is whole (config.json shows 10, not 10.0)."""
+    return int(value) if float(value).is_integer() else value
 
 
 def parse_assignment(text: str, option: str) -> tuple[str, Any]:

@@ -9,22 +9,28 @@ A run directory (DESIGN.md) holds::
     loss.png, accuracy.png, lr.png, report.md   (dlskills.report.run_report)
     summary.json     results + environment (torch, python, platform, git commit, code hash)
 
-``train_run(config)`` does all of it and returns the summary; ``resume_run(run_dir)`` continues an
-interrupted run exactly from its last checkpoint; ``load_run(path)`` gives back the config, the
-model with the best checkpoint's weights, the data splits, the metrics rows and the summary.
+``train_run(config)`` does all of it and returns the summary; every value, name and file of the
+config is checked (``build``) before the folder is made. SIGINT/SIGTERM end a one-process run
+after the step in progress with a checkpoint there and a summary (``_StopOnSignal``).
+``resume_run(run_dir)`` continues an interrupted run exactly from its last checkpoint;
+``load_run(path)`` gives back the config, the model with the best checkpoint's weights, the data
+splits, the metrics rows and the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +49,20 @@ from dlskills.train.callbacks import (
     NaNGuard,
     ProgressBar,
 )
+from dlskills.train.callbacks.base import CancelFit, StopReason
 from dlskills.train.callbacks.csv_logger import read_metrics
 from dlskills.train.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 from dlskills.train.compile import compile_model
-from dlskills.train.config import KEYS, TrainConfig, make_config
+from dlskills.train.config import (
+    KEYS,
+    RECIPE_LR,
+    RECIPE_OPTIMIZER,
+    TrainConfig,
+    key_name,
+    make_config,
+    milestone_steps,
+    resolve,
+)
 from dlskills.train.strategy import Strategy
 from dlskills.train.trainer import Trainer
 
@@ -58,8 +74,10 @@ RESUMABLE_OVERRIDES = frozenset({"progress", "device", "tensorboard", "threads",
 
 @dataclasses.dataclass
 class Components:
-    """What a config builds: data, model, optimizer, schedule and loss."""
+    """What a config builds: data, model, optimizer, schedule and loss, and the config with the
+    values it left to the run filled in (``config.resolve``)."""
 
+    config: TrainConfig
     splits: Any
     train_loader: Any
     val_loader: Any
@@ -76,14 +94,17 @@ def _named(key: str, build: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return build(*args, **kwargs)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"config key {key!r}: {exc}") from exc
+        raise ValueError(f"{key_name(key)}: {exc}") from exc
 
 
 def load_data(config: TrainConfig) -> Any:
     from dlskills import data
 
     kwargs = {"data_dir": config.data_dir} if config.data_dir else {}
-    return _named("dataset", data.load, config.dataset, seed=config.seed, **kwargs)
+    try:
+        return _named("dataset", data.load, config.dataset, seed=config.seed, **kwargs)
+    except FileNotFoundError as exc:  # the dataset's files are not where data_dir points
+        raise FileNotFoundError(f"{key_name('data_dir')}: {exc}") from exc
 
 
 def build_model(config: TrainConfig, splits: Any) -> nn.Module:
@@ -119,9 +140,11 @@ def _optimizer_kwargs(
     config: TrainConfig, optimizer_class: type, model: nn.Module
 ) -> dict[str, Any]:
     """lr, weight_decay and momentum for the optimizer, then the ``opt`` overrides. A default
-    weight_decay is left out for optimizers without one; a value the user set is an error there.
-    Optimizers that read the model itself (K-FAC hooks its layers) get it as ``model``."""
+    weight_decay is left out for optimizers without one; a value the user set is an error there,
+    as is an ``opt`` key the optimizer does not take. Optimizers that read the model itself
+    (K-FAC hooks its layers) get it as ``model``. ``config.lr`` must be resolved."""
     import dataclasses
+    import difflib
     import inspect
 
     accepted = inspect.signature(optimizer_class).parameters
@@ -135,17 +158,55 @@ def _optimizer_kwargs(
             kwargs[key] = value
         elif value != defaults[key]:
             raise ValueError(
-                f"config key {key!r}: optimizer {config.optimizer!r} has no {key} argument"
+                f"{key_name(key)}: optimizer {config.optimizer!r} has no {key} argument"
             )
     if "model" in accepted:
         kwargs["model"] = model
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        names = [n for n in accepted if n not in ("self", "params", "model")]
+        for key in config.opt:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"{key_name('opt')}: optimizer {config.optimizer!r} takes no argument "
+                    f"{key!r}; {hint}it takes {', '.join(names)}"
+                )
     kwargs.update(config.opt)
     return kwargs
 
 
+def default_lr(optimizer: str) -> float:
+    """The learning rate a run of ``optimizer`` gets without ``lr``: the recipe's 3e-3 for its
+    AdamW, else the default of the optimizer's registered class or factory."""
+    import inspect
+
+    from dlskills import optim
+
+    entry = _named("optimizer", optim.OPTIMIZERS.entry, optimizer)
+    if entry.name == RECIPE_OPTIMIZER:
+        return RECIPE_LR
+    parameter = inspect.signature(entry.obj).parameters.get("lr")
+    if parameter is None or not isinstance(parameter.default, int | float):
+        raise ValueError(
+            f"{key_name('lr')}: optimizer {optimizer!r} has no default learning rate; give --lr"
+        )
+    return float(parameter.default)
+
+
+def _check_batch_size(config: TrainConfig, splits: Any) -> None:
+    examples = len(splits.train)
+    if config.batch_size > examples:
+        raise ValueError(
+            f"{key_name('batch_size')} is {config.batch_size} but the {config.dataset} training "
+            f"set has {examples} examples: use at most {examples} (one batch = the whole set)"
+        )
+
+
 def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
     """Seed, then build data, model, optimizer, LR schedule and loss from ``config``; the train
-    loader is this rank's shard under ``strategy``, and the strategy may supply the optimizer."""
+    loader is this rank's shard under ``strategy``, and the strategy may supply the optimizer.
+    The values ``config`` leaves to the run are resolved here (``Components.config``)."""
     from dlskills import optim
     from dlskills.optim.schedules import build_schedule
 
@@ -153,11 +214,21 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     splits = load_data(config)
+    _check_batch_size(config, splits)
     train_loader, val_loader, test_loader = splits.loaders(
         config.batch_size, seed=config.seed, eval_batch_size=max(512, config.batch_size)
     )
     strategy = strategy or Strategy()
     train_loader = _named("batch_size", strategy.prepare_loader, train_loader, config.seed)
+    steps_per_epoch = -(-len(train_loader) // config.accumulate)
+    steps_by_epochs = config.epochs * steps_per_epoch if config.epochs else None
+    total_steps = min(s for s in (steps_by_epochs, config.max_steps) if s is not None)
+    config = resolve(
+        config,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        default_lr=config.lr if config.lr is not None else default_lr(config.optimizer),
+    )
     model = build_model(config, splits)
     optimizer_kwargs = _optimizer_kwargs(config, optim.OPTIMIZERS.get(config.optimizer), model)
     optimizer = _named(
@@ -166,15 +237,13 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
         model.parameters(),
         optimizer=config.optimizer,
         **optimizer_kwargs,
-    ) or _named("optimizer", optim.create, config.optimizer, model.parameters(), **optimizer_kwargs)
-    steps_per_epoch = -(-len(train_loader) // config.accumulate)
-    steps_by_epochs = config.epochs * steps_per_epoch if config.epochs else None
-    total_steps = min(s for s in (steps_by_epochs, config.max_steps) if s is not None)
-    if config.warmup_steps >= total_steps:
-        raise ValueError(
-            f"config key 'warmup_steps' ({config.warmup_steps}) must be below the run's "
-            f"{total_steps} steps"
-        )
+    ) or _named(
+        "opt" if config.opt else "optimizer",
+        optim.create,
+        config.optimizer,
+        model.parameters(),
+        **optimizer_kwargs,
+    )
     scheduler = _named(
         "schedule",
         build_schedule,
@@ -182,10 +251,12 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
         optimizer,
         total_steps,
         warmup_steps=config.warmup_steps,
+        milestones=milestone_steps(config.milestones or [], steps_per_epoch),
     )
     task = getattr(splits, "task", "classification")
     loss_fn = nn.functional.cross_entropy if task == "classification" else nn.functional.mse_loss
     return Components(
+        config=config,
         splits=splits,
         train_loader=train_loader,
         val_loader=val_loader,
@@ -271,7 +342,7 @@ def _strategy_for(config: TrainConfig, strategy: Strategy | None) -> Strategy:
         return strategy
     if config.strategy is not None:
         raise ValueError(
-            f"config key 'strategy' is {config.strategy!r}: pass the strategy object "
+            f"{key_name('strategy')} is {config.strategy!r}: pass the strategy object "
             "(dlskills.distributed.strategy_for(config)) or run `dlskills train`"
         )
     return Strategy()
@@ -290,6 +361,8 @@ def config_from_record(record: dict[str, Any]) -> TrainConfig:
 def check_names(config: TrainConfig) -> None:
     """Reject unknown component names (naming the config key) before anything is written."""
     from dlskills import data, init, models, optim
+    from dlskills.nn.activations import ACTIVATIONS
+    from dlskills.nn.normalization import NORMS
     from dlskills.optim.schedules import SCHEDULES
 
     registries = {
@@ -298,6 +371,8 @@ def check_names(config: TrainConfig) -> None:
         "optimizer": optim.OPTIMIZERS,
         "schedule": SCHEDULES,
         "init": init.INITIALIZERS,
+        "activation": ACTIVATIONS,
+        "norm": NORMS,
     }
     for key, registry in registries.items():
         if getattr(config, key) is not None:
@@ -324,13 +399,16 @@ def train_run(
                 "it with --resume"
             )
     run_dir = Path(strategy.broadcast(str(run_dir) if strategy.is_main else None))
-    parts = build(config, strategy)
-    if strategy.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", _record(config, strategy))
-    trainer = _make_trainer(config, parts, run_dir, list(callbacks), strategy)
-    trainer.fit()
-    return finish_run(trainer, parts, config, run_dir)
+    with _StopOnSignal.installed(strategy) as stopper:
+        parts = build(config, strategy)
+        if stopper.received:  # before anything is written: nothing to resume
+            raise KeyboardInterrupt
+        if strategy.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", _record(parts.config, strategy))
+        trainer = _make_trainer(parts.config, parts, run_dir, [*callbacks, stopper], strategy)
+        _fit(trainer, stopper)
+        return finish_run(trainer, parts, parts.config, run_dir)
 
 
 def resume_run(
@@ -344,7 +422,7 @@ def resume_run(
     its last checkpoint. ``overrides`` may only change RESUMABLE_OVERRIDES keys. A distributed
     run resumes with the same strategy and number of ranks (every rank calls this)."""
     run_dir, checkpoint = _locate(path)
-    saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    saved = read_run_config(run_dir)
     recorded_world = saved.pop("world_size", 1)
     changed = sorted(k for k, v in (overrides or {}).items() if v is not None and saved.get(k) != v)
     forbidden = [k for k in changed if k not in RESUMABLE_OVERRIDES]
@@ -362,28 +440,106 @@ def resume_run(
             "every rank depends on the number of ranks"
         )
     strategy.start(torch.device(config.device))
-    parts = build(config, strategy)
-    if strategy.is_main:
-        atomic_write_json(run_dir / "config.json", _record(config, strategy))
-    trainer = _make_trainer(config, parts, run_dir, list(callbacks), strategy)
-    trainer.fit(resume_from=checkpoint)
-    return finish_run(trainer, parts, config, run_dir)
+    with _StopOnSignal.installed(strategy) as stopper:
+        parts = build(config, strategy)
+        if strategy.is_main:
+            atomic_write_json(run_dir / "config.json", _record(parts.config, strategy))
+        trainer = _make_trainer(parts.config, parts, run_dir, [*callbacks, stopper], strategy)
+        _fit(trainer, stopper, resume_from=checkpoint)
+        return finish_run(trainer, parts, parts.config, run_dir)
 
 
 def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(run directory, checkpoint) for a run directory or a checkpoint path."""
+    """(run directory, checkpoint) for a run directory or a checkpoint path in one."""
     path = Path(path)
-    if path.is_dir():
-        checkpoint = path / "checkpoints" / "last"
-        run_dir = path
+    if path.is_dir() or path.parent.name != "checkpoints":
+        run_dir, checkpoint = path, path / "checkpoints" / "last"
     else:
         checkpoint = checkpoint_paths(path)[0].with_suffix("")
         run_dir = checkpoint.parent.parent
+    read_run_config(run_dir)
     if not checkpoint_paths(checkpoint)[0].is_file():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}.json to resume from")
-    if not (run_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+        raise FileNotFoundError(
+            f"run folder {run_dir} has no checkpoint {checkpoint}.json to resume from (the run "
+            "stopped before its first checkpoint: start it again)"
+        )
     return run_dir, checkpoint
+
+
+def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config.json record of the run folder ``run_dir`` (FileNotFoundError for a folder
+    that is not a run)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"not a run folder: {run_dir} (no config.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class _StopOnSignal(Callback):
+    """SIGINT (Ctrl-C) or SIGTERM stop a one-process run cleanly: after the optimizer step in
+    progress the run saves its ``last`` checkpoint there and ends with stop reason
+    ``interrupted``; its summary and report are written as for any other stop, and
+    ``dlskills train --resume RUN`` continues exactly. A second signal stops at once
+    (KeyboardInterrupt); the summary is still written and the last checkpoint is the previous
+    save. The handlers are installed only around a run in the main thread of one process (a
+    group of ranks is stopped by its launcher)."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls, strategy: Strategy) -> Iterator[_StopOnSignal]:
+        stopper = cls()
+        if strategy.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            yield stopper
+            return
+
+        def handle(signum: int, frame: Any) -> None:
+            del frame
+            if stopper.received is not None:
+                raise KeyboardInterrupt
+            stopper.received = signal.Signals(signum).name
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield stopper
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        # the last checkpoint already holds this state: the fresh fit's step-0 save, or the
+        # checkpoint a resume loaded
+        self._stop_if_signalled(trainer, save=False)
+
+    def on_batch_end(self, trainer: Trainer) -> None:
+        self._stop_if_signalled(trainer, save=True)
+
+    def _stop_if_signalled(self, trainer: Trainer, *, save: bool) -> None:
+        if self.received is None:
+            return
+        checkpointer = trainer.find_callback(ModelCheckpoint)
+        if save and checkpointer is not None and checkpointer.last_path is not None:
+            trainer.save_checkpoint(checkpointer.last_path)
+        raise CancelFit(
+            StopReason.INTERRUPTED,
+            f"{self.received} at step {trainer.step}; the last checkpoint holds this step",
+        )
+
+
+def _fit(trainer: Trainer, stopper: _StopOnSignal, resume_from: Path | None = None) -> None:
+    """``trainer.fit``; a second signal (KeyboardInterrupt) still leaves a stopped trainer whose
+    summary can be written."""
+    try:
+        trainer.fit(resume_from=resume_from)
+    except KeyboardInterrupt:
+        if stopper.received is None or trainer.strategy.world_size > 1:
+            raise
+        trainer.stop_message = (
+            f"second {stopper.received} at step {trainer.step}: stopped at once; a resume "
+            "continues from the last checkpoint saved before"
+        )
 
 
 def finish_run(
@@ -519,11 +675,7 @@ def load_run(path: str | os.PathLike[str]) -> LoadedRun:
     """Read the run folder ``path``: config, the model with the best checkpoint's weights (the
     last checkpoint's when there is no best), the data splits, metrics rows and summary."""
     run_dir = Path(path)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
-    config_dict = json.loads(config_path.read_text(encoding="utf-8"))
-    config = config_from_record(config_dict)
+    config = config_from_record(read_run_config(run_dir))
     seed_everything(config.seed)
     splits = load_data(config)
     model = build_model(config, splits)
