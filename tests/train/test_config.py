@@ -36,6 +36,8 @@ def test_unknown_key_gets_a_did_you_mean():
         ("compile", "yes", "'compile' must be true/false"),
         ("opt", [1], "'opt' must be a table"),
         ("seed", -1, "'seed' must be in"),
+        ("label_smoothing", 1.0, r"'label_smoothing' must be in \[0, 1\)"),
+        ("ema_decay", -0.5, r"'ema_decay' must be in \[0, 1\)"),
     ],
 )
 def test_bad_values_name_the_key(key, value, message):

@@ -6,11 +6,15 @@ ValueError that names the key (``unknown config key 'lrr'; did you mean 'lr'?``)
 (model, dataset, optimizer, schedule, init) are checked against their registries when the run is
 built, and errors there also name the key.
 
-The defaults are the recipe measured for the main job (docs/training.md): the small CNN on digits
-with AdamW (lr 3e-3, weight decay 5e-4), a cosine schedule after a 20-step warm-up, 20 epochs of
-batch 64, one torch thread. ``threads = 1`` by default because these laptop-scale models gain
-little from intra-op threads and lose a lot when the cores are shared: on the 2-core development
-machine under load the default run took 177 s with 2 threads and 10 s with 1. It also makes a
+The defaults are the recipe measured for the main job (docs/training.md,
+benchmarks/default_recipe.py): the small CNN on digits with AdamW (lr 3e-3, weight decay 5e-4), a
+cosine schedule after a 20-step warm-up, 20 epochs of batch 64, label smoothing 0.1 (catalog
+1902.04103), validation and checkpoints with the EMA of the weights at decay 0.99 (catalog
+polyak-juditsky-1992), one torch thread. ``label_smoothing = 0`` and ``ema_decay = 0`` turn those
+two off (an EMA with decay 0 is the live weights). ``threads = 1`` by default because these
+laptop-scale models gain little from intra-op threads and lose a lot when the cores are shared:
+on the 2-core development machine under load the default run took 177 s with 2 threads and 10 s
+with 1. It also makes a
 run's floating-point results independent of the machine's core count. ``threads = None`` keeps
 torch's own setting.
 """
@@ -58,6 +62,8 @@ class TrainConfig:
     threads: int | None = 1
     compile: bool = False
     clip_grad_norm: float | None = None
+    label_smoothing: float = 0.1
+    ema_decay: float = 0.99
     nan_policy: str = "stop"
     progress: bool = True
     tensorboard: bool = False
@@ -109,6 +115,8 @@ _RULES: dict[str, tuple[tuple[type, ...], bool, tuple[Any, str] | None]] = {
     "threads": ((int,), True, _POSITIVE),
     "compile": ((bool,), False, None),
     "clip_grad_norm": ((float, int), True, _POSITIVE),
+    "label_smoothing": ((float, int), False, (lambda v: 0 <= v < 1, "in [0, 1)")),
+    "ema_decay": ((float, int), False, (lambda v: 0 <= v < 1, "in [0, 1)")),
     "nan_policy": ((str,), False, (lambda v: v in NAN_POLICIES, f"one of {NAN_POLICIES}")),
     "progress": ((bool,), False, None),
     "tensorboard": ((bool,), False, None),

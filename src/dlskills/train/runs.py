@@ -42,12 +42,14 @@ from dlskills.train.callbacks import (
     ModelCheckpoint,
     NaNGuard,
     ProgressBar,
+    WeightAveraging,
 )
 from dlskills.train.callbacks.csv_logger import read_metrics
 from dlskills.train.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 from dlskills.train.compile import compile_model
 from dlskills.train.config import KEYS, TrainConfig, make_config
 from dlskills.train.strategy import Strategy
+from dlskills.train.techniques.label_smoothing import LabelSmoothingCrossEntropy
 from dlskills.train.trainer import Trainer
 
 # keys a resumed run may change: how it runs, not what it computes. The budget is fixed too: the
@@ -184,7 +186,12 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
         warmup_steps=config.warmup_steps,
     )
     task = getattr(splits, "task", "classification")
-    loss_fn = nn.functional.cross_entropy if task == "classification" else nn.functional.mse_loss
+    if task != "classification":
+        loss_fn = nn.functional.mse_loss
+    elif config.label_smoothing:
+        loss_fn = LabelSmoothingCrossEntropy(config.label_smoothing)
+    else:
+        loss_fn = nn.functional.cross_entropy
     return Components(
         splits=splits,
         train_loader=train_loader,
@@ -210,6 +217,8 @@ def default_callbacks(
         callbacks.append(NaNGuard(config.nan_policy))
     if config.clip_grad_norm is not None:
         callbacks.append(GradClip(config.clip_grad_norm))
+    if config.ema_decay:  # before the checkpoints: they save the averages it builds at fit start
+        callbacks.append(WeightAveraging("ema", config.ema_decay))
     if main:
         callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
     if config.early_stopping is not None:
