@@ -206,10 +206,15 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
 
 
 def default_callbacks(
-    config: TrainConfig, task: str = "classification", *, main: bool = True
+    config: TrainConfig,
+    task: str = "classification",
+    *,
+    main: bool = True,
+    total_steps: int | None = None,
 ) -> list[Callback]:
     """The callbacks a config asks for, in firing order (guard before clipping). The best
-    checkpoint is chosen by validation accuracy, or by validation loss for regression. Ranks
+    checkpoint is chosen by validation accuracy, or by validation loss for regression. The
+    weight average (``ema_decay``) starts after half of the run's ``total_steps``. Ranks
     other than the main one (``main=False``) get no loggers and no progress bar; they keep the
     checkpoint callback, whose saves gather every rank's state (rank 0 writes)."""
     callbacks: list[Callback] = []
@@ -218,7 +223,7 @@ def default_callbacks(
     if config.clip_grad_norm is not None:
         callbacks.append(GradClip(config.clip_grad_norm))
     if config.ema_decay:  # before the checkpoints: they save the averages it builds at fit start
-        callbacks.append(WeightAveraging("ema", config.ema_decay))
+        callbacks.append(WeightAveraging("ema", config.ema_decay, start=(total_steps or 0) // 2))
     if main:
         callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
     if config.early_stopping is not None:
@@ -261,7 +266,10 @@ def _make_trainer(
         parts.loss_fn,
         parts.train_loader,
         parts.val_loader,
-        [*default_callbacks(config, task, main=strategy.is_main), *extra],
+        [
+            *default_callbacks(config, task, main=strategy.is_main, total_steps=parts.total_steps),
+            *extra,
+        ],
         max_epochs=config.epochs,
         max_steps=config.max_steps,
         scheduler=parts.scheduler,

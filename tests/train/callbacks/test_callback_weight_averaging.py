@@ -1,6 +1,7 @@
-"""WeightAveraging (catalog polyak-juditsky-1992): the EMA of the weights, computed by hand from
-the live weights after every step, is what validation, the best checkpoint and the model after
-the fit hold; training continues from the live weights; resuming is exact."""
+"""WeightAveraging (catalog polyak-juditsky-1992): the EMA of the weights after a burn-in, computed
+by hand from the live weights after every step, is what validation, the checkpoints and the model
+after the fit hold (the live weights before the burn-in ends); training continues from the live
+weights; resuming is exact."""
 
 import pytest
 import torch
@@ -9,13 +10,16 @@ from dlskills.train.callbacks import Callback, ModelCheckpoint, WeightAveraging
 from dlskills.train.checkpoint import load_checkpoint
 
 DECAY = 0.9
+START = 7  # 6 steps per epoch: the first epoch ends inside the burn-in
 
 
 class HandEMA(Callback):
-    """Records the live weights after each step and folds them into θ̄ by the EMA rule."""
+    """Records the live weights after each step and, after START steps, folds them into θ̄ by
+    the EMA rule (θ̄ = the first averaged iterate, then θ̄ ← DECAY·θ̄ + (1 − DECAY)·θ)."""
 
     def __init__(self):
         self.average, self.live_at_epoch_start, self.val_losses = None, [], []
+        self.live_at_validation = []
 
     @property
     def state_key(self):
@@ -26,13 +30,16 @@ class HandEMA(Callback):
 
     def on_batch_end(self, trainer):
         live = [p.detach().clone() for p in trainer.model.parameters()]
-        if self.average is None:
+        if trainer.step <= START:
+            self.live = live
+        elif self.average is None:
             self.average = live
         else:
             self.average = [DECAY * a + (1 - DECAY) * p for a, p in zip(self.average, live)]
 
     def on_validation_end(self, trainer):
         self.val_losses.append(trainer.metrics["val_loss"])
+        self.live_at_validation.append(self.live)
 
 
 def _val_loss_with(trainer, weights):
@@ -49,10 +56,14 @@ def _val_loss_with(trainer, weights):
 def test_validation_checkpoints_and_final_model_hold_the_ema(make_trainer, tmp_path):
     hand = HandEMA()
     checkpoint = ModelCheckpoint(monitor="val_loss")
-    trainer = make_trainer([WeightAveraging("ema", DECAY), hand, checkpoint], max_epochs=3)
+    trainer = make_trainer([WeightAveraging("ema", DECAY, START), hand, checkpoint], max_epochs=3)
     trainer.fit()
     for got, expected in zip(trainer.model.parameters(), hand.average):
         torch.testing.assert_close(got.detach(), expected, rtol=1e-5, atol=1e-6)
+    # the first epoch, inside the burn-in, was validated with the live weights
+    assert hand.val_losses[0] == pytest.approx(
+        _val_loss_with(trainer, hand.live_at_validation[0]), rel=1e-6
+    )
     # the last epoch was validated with θ̄ (the model holds θ̄ after the fit)
     assert hand.val_losses[-1] == pytest.approx(_val_loss_with(trainer, hand.average), rel=1e-6)
     # the saved model tensors are θ̄ too
@@ -68,7 +79,7 @@ def test_training_continues_from_the_live_weights(make_trainer, tmp_path):
     plain.fit()
     hand = HandEMA()
     averaged = make_trainer(
-        [WeightAveraging("ema", DECAY), hand], run_dir=tmp_path / "avg", max_epochs=3
+        [WeightAveraging("ema", DECAY, START), hand], run_dir=tmp_path / "avg", max_epochs=3
     )
     averaged.fit()
     # each epoch starts from the live weights the unaveraged run has there
@@ -93,7 +104,7 @@ class KillAt(Callback):
 @pytest.mark.parametrize("crash_at", [10, 13])  # a mid-epoch save; just after an epoch-end save
 def test_resume_is_exact(make_trainer, tmp_path, crash_at):
     def averaging():
-        return [WeightAveraging("ema", DECAY), ModelCheckpoint(every_n_steps=4)]
+        return [WeightAveraging("ema", DECAY, START), ModelCheckpoint(every_n_steps=4)]
 
     reference = make_trainer(averaging(), run_dir=tmp_path / "ref", max_epochs=3).fit()
     crashed = make_trainer([*averaging(), KillAt(crash_at)], run_dir=tmp_path / "crash")
