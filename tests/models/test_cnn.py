@@ -40,7 +40,8 @@ def test_argument_errors():
 
 
 def train_digits_cnn(seed, epochs=20, lr=3e-3, batch_size=64):
-    """The recipe documented in dlskills.models.cnn: Adam, constant lr, no augmentation."""
+    """The plain model-level recipe: Adam, constant lr, no augmentation (`dlskills train`'s
+    default recipe, with schedule, label smoothing and EMA, is benchmarks/default_recipe.py)."""
     torch.manual_seed(seed)
     splits = load("digits", seed=seed)
     train, _, test = splits.loaders(batch_size, seed=seed, eval_batch_size=512)

@@ -46,6 +46,21 @@ def test_polyak_is_the_mean_of_the_iterates_after_burn_in():
     assert averaged.n_averaged == 4
 
 
+def test_ema_warmup_uses_the_short_decay_early_and_the_cap_late():
+    # d_n = min(0.5, (1 + n)/(10 + n)): 3/12 at n = 2, 4/13 at n = 3, 0.5 from n = 8 on
+    param = torch.zeros(1, requires_grad=True)
+    averaged = AveragedParameters([param], mode="ema", decay=0.5, warmup=True)
+    expected = None
+    for n in range(1, 13):
+        with torch.no_grad():
+            param.fill_(float(n * n))
+        averaged.update()
+        d = min(0.5, (1 + n) / (10 + n))
+        expected = float(n * n) if expected is None else d * expected + (1 - d) * n * n
+        assert averaged.averages[0].item() == pytest.approx(expected, rel=1e-6)
+    assert averaged.state_dict()["warmup"] is True
+
+
 def test_swapped_evaluates_with_averages_and_restores():
     param = torch.tensor([1.0], requires_grad=True)
     averaged = AveragedParameters([param], mode="polyak")

@@ -39,6 +39,8 @@ def test_unknown_key_gets_a_did_you_mean():
         ("milestones", [15, 10], "must be increasing positive epochs"),
         ("milestones", [0, 10], "must be increasing positive epochs"),
         ("milestones", 10, "must be a list"),
+        ("label_smoothing", 1.0, r"must be in \[0, 1\)"),
+        ("ema_decay", -0.5, r"must be in \[0, 1\)"),
     ],
 )
 def test_bad_values_name_the_key_and_its_option(key, value, message):

@@ -84,3 +84,22 @@ def test_default_lr_is_the_optimizers_own():
         default_lr("aggmo")
     with pytest.raises(ValueError, match=r"^config key 'optimizer' \(--optimizer\): unknown"):
         default_lr("adamx")
+
+
+def test_label_smoothing_and_weight_averaging_come_from_the_config():
+    from dlskills.train.callbacks import WeightAveraging
+    from dlskills.train.runs import build, default_callbacks
+
+    logits, targets = torch.randn(5, 10), torch.tensor([0, 3, 9, 3, 1])
+    smoothed = make_config(
+        {"label_smoothing": 0.2, "ema_decay": 0.9, "max_steps": 2, "warmup_steps": 0}
+    )
+    parts = build(smoothed)
+    expected = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.2)
+    torch.testing.assert_close(parts.loss_fn(logits, targets), expected)
+    averaging = [c for c in default_callbacks(smoothed) if isinstance(c, WeightAveraging)]
+    assert [(c.mode, c.decay) for c in averaging] == [("ema", 0.9)]
+
+    plain = make_config({"label_smoothing": 0, "ema_decay": 0, "max_steps": 2, "warmup_steps": 0})
+    assert build(plain).loss_fn is torch.nn.functional.cross_entropy
+    assert not any(isinstance(c, WeightAveraging) for c in default_callbacks(plain))

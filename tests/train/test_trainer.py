@@ -37,6 +37,9 @@ class Recorder(Callback):
     def on_batch_end(self, trainer):
         self.events.append("batch_end")
 
+    def on_validation_start(self, trainer):
+        self.events.append("validation_start")
+
     def on_validation_end(self, trainer):
         self.events.append("validation_end")
 
@@ -63,7 +66,8 @@ def test_event_order_for_one_epoch_of_two_batches(make_trainer):
     trainer = make_trainer([recorder], max_epochs=1, batch_size=48)
     trainer.fit()
     batch = ["batch_start", "after_backward", "before_step", "batch_end"]
-    expected = ["fit_start", "epoch_start", *batch, *batch, "validation_end", "epoch_end"]
+    validation = ["validation_start", "validation_end"]
+    expected = ["fit_start", "epoch_start", *batch, *batch, *validation, "epoch_end"]
     assert recorder.events == [*expected, "fit_end"]
     assert trainer.step == 2 and trainer.stop_reason is StopReason.COMPLETED
 

@@ -64,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--clip-grad-norm", type=float, metavar="MAX", help="clip the global gradient norm to MAX"
     )
     how.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="EPS",
+        help="train on (1 − EPS)·onehot + EPS/K targets (catalog 1902.04103; 0 turns it off)",
+    )
+    how.add_argument(
+        "--ema-decay",
+        type=float,
+        metavar="D",
+        help="validate, checkpoint and test the exponential moving average of the weights "
+        "(catalog polyak-juditsky-1992; 0 turns it off)",
+    )
+    how.add_argument(
         "--nan-policy",
         choices=("stop", "rollback", "off"),
         help="on a NaN/Inf loss or gradient: stop (default), roll back to the last "

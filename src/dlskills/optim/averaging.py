@@ -8,6 +8,12 @@ cousin used with deep networks. With θ_k the parameters after the k-th counted 
     polyak   θ̄_n = θ̄_{n−1} + (θ_n − θ̄_{n−1})/n        (θ̄_1 = θ_1; exact running mean)
     ema      θ̄_n = decay·θ̄_{n−1} + (1 − decay)·θ_n     (θ̄_1 = θ_1)
 
+With ``warmup=True`` the EMA uses d_n = min(decay, (1 + n)/(10 + n)) in place of ``decay`` at the
+n-th averaged update (the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage): early in
+training the window is short, so a run of a few hundred steps does not average in its first,
+far-from-trained iterates (with θ̄_1 = θ_1 and decay 0.99, θ_1 still weighs 0.99^59 = 55 % after 60
+steps).
+
 Updates before ``start`` optimizer steps are ignored (the paper's burn-in; SWA's "start epoch").
 These are the rules of ``torch.optim.swa_utils.AveragedModel`` with its default averaging and with
 ``get_ema_multi_avg_fn(decay)`` (the tests compare them), applied in place to a list of
@@ -46,6 +52,7 @@ class AveragedParameters:
         params: the parameters to average (a module's ``parameters()`` are used for a module).
         mode: "polyak" (equal-weight running mean) or "ema" (exponential moving average).
         decay: EMA decay in [0, 1); ignored for "polyak".
+        warmup: EMA only: decay min(decay, (1 + n)/(10 + n)) at the n-th averaged update.
         start: number of ``update()`` calls skipped before averaging begins (burn-in).
         foreach: True/False force the foreach/for-loop path; None picks per
             ``dlskills.optim._foreach``.
@@ -58,6 +65,7 @@ class AveragedParameters:
         decay: float = 0.999,
         start: int = 0,
         *,
+        warmup: bool = False,
         foreach: bool | None = None,
     ) -> None:
         if mode not in MODES:
@@ -72,6 +80,7 @@ class AveragedParameters:
         self.params = tensors
         self.mode = mode
         self.decay = float(decay)
+        self.warmup = bool(warmup)
         self.start = start
         self.foreach = foreach
         self.averages = [t.detach().clone() for t in tensors]
@@ -82,7 +91,12 @@ class AveragedParameters:
         """Weight of the current parameters in the new average."""
         if self.n_averaged == 1:
             return 1.0
-        return 1.0 / self.n_averaged if self.mode == "polyak" else 1.0 - self.decay
+        if self.mode == "polyak":
+            return 1.0 / self.n_averaged
+        decay = self.decay
+        if self.warmup:
+            decay = min(decay, (1 + self.n_averaged) / (10 + self.n_averaged))
+        return 1.0 - decay
 
     @torch.no_grad()
     def update(self) -> None:
@@ -128,6 +142,7 @@ class AveragedParameters:
             "mode": self.mode,
             "decay": self.decay,
             "start": self.start,
+            "warmup": self.warmup,
             "updates_seen": self.updates_seen,
             "n_averaged": self.n_averaged,
             "averages": [a.clone() for a in self.averages],
@@ -144,4 +159,5 @@ class AveragedParameters:
                 raise ValueError(f"average shape {tuple(theirs.shape)} != {tuple(mine.shape)}")
             mine.copy_(theirs)
         self.mode, self.decay, self.start = state["mode"], state["decay"], state["start"]
+        self.warmup = state.get("warmup", False)
         self.updates_seen, self.n_averaged = state["updates_seen"], state["n_averaged"]

@@ -48,6 +48,7 @@ from dlskills.train.callbacks import (
     ModelCheckpoint,
     NaNGuard,
     ProgressBar,
+    WeightAveraging,
 )
 from dlskills.train.callbacks.base import CancelFit, StopReason
 from dlskills.train.callbacks.csv_logger import read_metrics
@@ -64,6 +65,7 @@ from dlskills.train.config import (
     resolve,
 )
 from dlskills.train.strategy import Strategy
+from dlskills.train.techniques.label_smoothing import LabelSmoothingCrossEntropy
 from dlskills.train.trainer import Trainer
 
 # keys a resumed run may change: how it runs, not what it computes. The budget is fixed too: the
@@ -254,7 +256,12 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
         milestones=milestone_steps(config.milestones or [], steps_per_epoch),
     )
     task = getattr(splits, "task", "classification")
-    loss_fn = nn.functional.cross_entropy if task == "classification" else nn.functional.mse_loss
+    if task != "classification":
+        loss_fn = nn.functional.mse_loss
+    elif config.label_smoothing:
+        loss_fn = LabelSmoothingCrossEntropy(config.label_smoothing)
+    else:
+        loss_fn = nn.functional.cross_entropy
     return Components(
         config=config,
         splits=splits,
@@ -270,10 +277,15 @@ def build(config: TrainConfig, strategy: Strategy | None = None) -> Components:
 
 
 def default_callbacks(
-    config: TrainConfig, task: str = "classification", *, main: bool = True
+    config: TrainConfig,
+    task: str = "classification",
+    *,
+    main: bool = True,
+    total_steps: int | None = None,
 ) -> list[Callback]:
     """The callbacks a config asks for, in firing order (guard before clipping). The best
-    checkpoint is chosen by validation accuracy, or by validation loss for regression. Ranks
+    checkpoint is chosen by validation accuracy, or by validation loss for regression. The
+    weight average (``ema_decay``) starts after half of the run's ``total_steps``. Ranks
     other than the main one (``main=False``) get no loggers and no progress bar; they keep the
     checkpoint callback, whose saves gather every rank's state (rank 0 writes)."""
     callbacks: list[Callback] = []
@@ -281,6 +293,8 @@ def default_callbacks(
         callbacks.append(NaNGuard(config.nan_policy))
     if config.clip_grad_norm is not None:
         callbacks.append(GradClip(config.clip_grad_norm))
+    if config.ema_decay:  # before the checkpoints: they save the averages it builds at fit start
+        callbacks.append(WeightAveraging("ema", config.ema_decay, start=(total_steps or 0) // 2))
     if main:
         callbacks += [LRMonitor(every_n_steps=10), CSVLogger()]
     if config.early_stopping is not None:
@@ -323,7 +337,10 @@ def _make_trainer(
         parts.loss_fn,
         parts.train_loader,
         parts.val_loader,
-        [*default_callbacks(config, task, main=strategy.is_main), *extra],
+        [
+            *default_callbacks(config, task, main=strategy.is_main, total_steps=parts.total_steps),
+            *extra,
+        ],
         max_epochs=config.epochs,
         max_steps=config.max_steps,
         scheduler=parts.scheduler,

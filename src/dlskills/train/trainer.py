@@ -427,6 +427,7 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         self._update_train_metrics()
+        self._fire("on_validation_start")
         if self.val_loader is not None:
             strategy = self.strategy
             measured = self.evaluate(self.val_loader) if strategy.is_main else {}

@@ -17,6 +17,7 @@ from dlskills.train.callbacks.lr_monitor import LRMonitor
 from dlskills.train.callbacks.model_checkpoint import ModelCheckpoint
 from dlskills.train.callbacks.nan_guard import NaNGuard
 from dlskills.train.callbacks.progress import ProgressBar
+from dlskills.train.callbacks.weight_averaging import WeightAveraging
 
 __all__ = [
     "CALLBACKS",
@@ -33,6 +34,7 @@ __all__ = [
     "ProgressBar",
     "Rewound",
     "StopReason",
+    "WeightAveraging",
     "overrides",
     "register_callback",
 ]

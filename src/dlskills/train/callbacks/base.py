@@ -6,7 +6,7 @@ Events, in the order the Trainer fires them::
       on_epoch_start
         on_batch_start -> (forward, loss, backward) -> on_after_backward -> on_before_step
         -> (optimizer.step, scheduler.step) -> on_batch_end
-      (validation) -> on_validation_end
+      on_validation_start -> (validation, when there is a val loader) -> on_validation_end
       on_epoch_end
     on_fit_end            (always, also after an exception or a stop)
     on_exception          (before on_fit_end when the fit raised)
@@ -43,6 +43,7 @@ EVENTS: tuple[str, ...] = (
     "on_after_backward",
     "on_before_step",
     "on_batch_end",
+    "on_validation_start",
     "on_validation_end",
     "on_epoch_end",
     "on_exception",
@@ -98,6 +99,7 @@ class Callback:
     def on_after_backward(self, trainer: Trainer) -> None: ...
     def on_before_step(self, trainer: Trainer) -> None: ...
     def on_batch_end(self, trainer: Trainer) -> None: ...
+    def on_validation_start(self, trainer: Trainer) -> None: ...
     def on_validation_end(self, trainer: Trainer) -> None: ...
     def on_epoch_end(self, trainer: Trainer) -> None: ...
     def on_exception(self, trainer: Trainer, exc: BaseException) -> None: ...

@@ -1,0 +1,129 @@
+"""The default recipe (`dlskills train` with no options) over seeds 0–4, beside scikit-learn's SVC.
+
+Each seed is one full `dlskills train` run (its own stratified split of the bundled digits, its
+own init and data order; the test split is 270 images, so one error is 0.37 %). Prints a line per
+seed (test accuracy, test errors, training wall and CPU seconds), then the mean ± std (sample
+std over the seeds), and the same for ``sklearn.svm.SVC()`` (default RBF kernel) fitted on the same
+standardised training images of each seed, and the ratios. Training seconds are the Trainer's
+``train_seconds`` (the fit with its validation and checkpoints, without loading data or writing
+the report) and the process CPU time of the same span; on a shared machine wall time grows with
+the load (printed), CPU time much less.
+
+    python benchmarks/default_recipe.py [--seeds 0,1,2,3,4] [--set KEY=VALUE ...]
+
+``--set`` overrides a config key for an ablation, e.g. ``--set ema_decay=0`` (no averaging),
+``--set label_smoothing=0``, ``--set model_args={}`` (no random shift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+
+
+def svc_baseline(seed: int) -> tuple[float, int, float, int]:
+    """(test accuracy, test errors, fit seconds, test size) of SVC() on the run's own split of
+    ``seed``."""
+    from sklearn.svm import SVC
+
+    from dlskills import data
+
+    splits = data.load("digits", seed=seed)
+    x_train, y_train = (t.numpy() for t in splits.train.tensors)
+    x_test, y_test = (t.numpy() for t in splits.test.tensors)
+    start = time.perf_counter()
+    svc = SVC().fit(x_train.reshape(len(x_train), -1), y_train)
+    seconds = time.perf_counter() - start
+    errors = int(np.sum(svc.predict(x_test.reshape(len(x_test), -1)) != y_test))
+    return 1 - errors / len(y_test), errors, seconds, len(y_test)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key of the default recipe (repeatable), for ablations",
+    )
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    from dlskills.train.callbacks import Callback
+    from dlskills.train.config import make_config, parse_assignment
+    from dlskills.train.runs import train_run
+
+    overrides: dict[str, Any] = dict(parse_assignment(text, "--set") for text in args.set)
+
+    class CPUTime(Callback):
+        """Process CPU seconds from the start to the end of the fit."""
+
+        def on_fit_start(self, trainer: Any) -> None:
+            self.start = time.process_time()
+
+        def on_fit_end(self, trainer: Any) -> None:
+            self.seconds = time.process_time() - self.start
+
+    print(f"default recipe{' with ' + ', '.join(args.set) if args.set else ''}; seeds {seeds}")
+    rows = []
+    for index, seed in enumerate(seeds, start=1):
+        with tempfile.TemporaryDirectory() as folder:
+            config = make_config(overrides, {"seed": seed, "out": folder, "progress": False})
+            cpu = CPUTime()
+            summary = train_run(config, callbacks=[cpu])
+        accuracy = summary["test_accuracy"]
+        svc_accuracy, svc_errors, svc_seconds, test_size = svc_baseline(seed)
+        errors = round((1 - accuracy) * test_size)
+        rows.append(
+            (
+                accuracy,
+                errors,
+                summary["train_seconds"],
+                cpu.seconds,
+                svc_accuracy,
+                svc_errors,
+                svc_seconds,
+                test_size,
+            )
+        )
+        print(
+            f"[{index}/{len(seeds)}] seed {seed}: test {100 * accuracy:.2f} % ({errors} errors), "
+            f"train {summary['train_seconds']:.2f} s wall / {cpu.seconds:.2f} s CPU "
+            f"({torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.1f}); "
+            f"SVC {100 * svc_accuracy:.2f} % ({svc_errors} errors) in {svc_seconds:.3f} s",
+            flush=True,
+        )
+    columns = list(zip(*rows))
+    accuracy = [100 * a for a in columns[0]]
+    svc = [100 * a for a in columns[4]]
+    print(
+        f"\ndefault recipe: test accuracy {mean_std(accuracy)} % over {len(seeds)} seeds "
+        f"({sum(columns[1])} errors in {sum(columns[7])}); "
+        f"train {mean_std(list(columns[2]))} s wall, {mean_std(list(columns[3]))} s CPU"
+    )
+    print(
+        f"SVC (RBF):      test accuracy {mean_std(svc)} % ({sum(columns[5])} errors); "
+        f"fit {mean_std(list(columns[6]))} s"
+    )
+    ratio_errors = sum(columns[1]) / max(sum(columns[5]), 1)
+    ratio_time = statistics.fmean(columns[2]) / statistics.fmean(columns[6])
+    print(f"ratio recipe/SVC: errors {ratio_errors:.2f}×, training time {ratio_time:.0f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
