@@ -1,34 +1,34 @@
 """Distributed training on 2 gloo processes: `dlskills train --nproc 2` against a hand-written
 DDP loop and one process, the bytes each strategy communicates, and a fitted cost model.
 
-All three timed runs train the default `dlskills train` recipe (the small CNN on digits, AdamW,
-cosine schedule, global batch 64, one torch thread per process) and do the same work per epoch:
+Every timed epoch trains the default `dlskills train` recipe (the small CNN on digits, AdamW,
+cosine schedule, global batch 64, one torch thread per process) and does the same work:
 forward, loss, backward, step, schedule step, the epoch's mean training loss and accuracy summed
 over the ranks, and a validation pass on rank 0 whose result every rank receives.
 
-    (a) hand-written DDP: torch.multiprocessing (spawn), gloo on 127.0.0.1, DistributedSampler
-        (set_epoch each epoch), DistributedDataParallel, batch 32 per rank
-    (b) `dlskills train --nproc 2 --strategy ddp` as a user runs it (progress bar off): the epoch
-        times come from its metrics.csv (the Trainer's clock, after start-up); the total wall
-        time, start-up and the run report included, is printed apart
-    (b') the Trainer, ddp strategy and default callbacks of (b) less ModelCheckpoint, in a
-        spawned group like (a): (b) − (b') is what the per-epoch checkpoint saves cost
+    (a) hand-written DDP: DistributedSampler (set_epoch each epoch), DistributedDataParallel,
+        batch 32 per rank, plain torch loop
+    (b) the Trainer with the ddp strategy and the callbacks `dlskills train` uses (NaN guard, LR
+        monitor, CSV logger, best + last checkpoints every epoch; progress bar off)
     (c) one process, the hand-written loop without DDP, batch 64: the same total work
 
-The runs alternate (c, a, b', b, then b, b', a, c, …) so machine-load drift hits all alike;
-each run's first epoch is a warm-up and is not counted; the figures are medians over the rest.
-Printed: (b)/(a) (target ≤ 1.05), (b')/(a) and (a)/(c).
+(a), (b) and (c) run interleaved in one spawned 2-rank gloo group on 127.0.0.1: a last
+callback of (b) runs one epoch of (a) and one of (c) (rank 0 trains, rank 1 waits) before each
+even and after each odd Trainer epoch, so machine-load drift hits all alike; round 1 is a
+warm-up. Printed: medians of the per-round ratios (b)/(a) (target ≤ 1.05), (b) less the time
+of its checkpoint saves over (a), and (a)/(c). Then `dlskills train --nproc 2 --strategy ddp`
+itself, as a user runs it: its per-epoch time from its metrics.csv (after start-up) and its
+total wall time including start-up, apart.
 
-Bytes: the dlskills strategies ddp, local-sgd (H = 8) and easgd (its default τ) train the same
-recipe in one 2-process group with every torch.distributed collective counted (tensor bytes
-each rank hands to all_reduce, broadcast, reduce, all_gather, gather, and DDP's buffer
-broadcast; DDP's gradient buckets through a counting comm hook that then all-reduces as DDP's
-default does), next to the analytic count. Cost model: the all-reduce time of 5 message sizes
-in the (a) group fits the ring formula's bandwidth and latency, (c) gives the compute time per
-example, and the model's (a) epoch is printed beside the measured one
-(``dlskills.distributed.cost_model``).
+Bytes: the strategies ddp, local-sgd (H = 8) and easgd (its default τ) train the recipe in a
+2-rank group with every torch.distributed collective counted (the tensor bytes each rank hands
+to all_reduce, broadcast, reduce, all_gather, gather and DDP's buffer broadcast; DDP's gradient
+buckets through a counting comm hook that then all-reduces as DDP's default does), next to the
+analytic count. Cost model: all-reduces of 5 message sizes timed in the interleaved group fit
+the ring formula's bandwidth and latency, (c) gives the compute time per example, and the
+model's (a) epoch is printed beside the measured one (``dlskills.distributed.cost_model``).
 
-    python benchmarks/distributed.py [--epochs 6] [--repeats 2] [--count-epochs 2]
+    python benchmarks/distributed.py [--epochs 12] [--repeats 2] [--count-epochs 2]
     python benchmarks/distributed.py --figure OUT.png [--tflops 30] [--latency-us 25]
 
 ``--figure`` only draws the cost model's predicted speed-up for N = 1…1,024 workers
@@ -108,49 +108,107 @@ def validate(model, loader) -> torch.Tensor:
     return torch.tensor([loss / count, correct / count], dtype=torch.float64)
 
 
-def timed_loop(epochs: int, world: int, rank: int) -> dict[str, Any]:
-    """The hand-written run on this rank: epoch-end times (after validation), training parts."""
-    from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler
+class HandWritten:
+    """The hand-written run of one rank, its own model, optimizer and loader built from the
+    recipe: ``world`` = 2 is (a) (DDP, DistributedSampler, batch 32 per rank), 1 is (c)."""
 
-    from dlskills.train.runs import build
+    def __init__(self, epochs: int, world: int, rank: int) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+        from torch.utils.data import DataLoader, DistributedSampler
 
-    config = recipe(epochs)
-    parts = build(config)  # seeded: the same model, data and optimizer settings as (b)
-    if world == 1:
-        model, loader, sampler = parts.model, parts.train_loader, None
-        reduce_sum = lambda tensor: tensor  # noqa: E731
-    else:
-        sampler = DistributedSampler(
-            parts.splits.train, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
-        )
-        loader = DataLoader(
-            parts.splits.train, batch_size=config.batch_size // world, sampler=sampler
-        )
-        model = DistributedDataParallel(parts.model)
+        from dlskills.train.runs import build
 
-        def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-            dist.all_reduce(tensor)
-            return tensor
-
-    ends, train_seconds = [], []
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        epoch_start = time.perf_counter()
-        hand_written_epoch(model, loader, parts.optimizer, parts.scheduler, reduce_sum)
-        train_seconds.append(time.perf_counter() - epoch_start)
-        measured = validate(parts.model, parts.val_loader) if rank == 0 else torch.zeros(2)
+        config = recipe(epochs)
+        self.parts = build(config)  # seeded: the model, data and optimizer settings of (b)
+        self.world, self.rank, self.epoch = world, rank, 0
+        self.sampler = None
+        self.model, self.loader = self.parts.model, self.parts.train_loader
         if world > 1:
-            dist.broadcast(measured.double(), src=0)
-        ends.append(time.perf_counter() - started)
-    return {
-        "ends": ends,
-        "train_seconds": train_seconds,
-        "examples": len(loader.dataset) if sampler is None else len(sampler),
-        "steps": len(loader),
-    }
+            self.sampler = DistributedSampler(
+                self.parts.splits.train, num_replicas=world, rank=rank, seed=config.seed
+            )
+            self.loader = DataLoader(
+                self.parts.splits.train,
+                batch_size=config.batch_size // world,
+                sampler=self.sampler,
+            )
+            self.model = DistributedDataParallel(self.parts.model)
+
+    def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def run_epoch(self) -> tuple[float, float]:
+        """One epoch as the Trainer does it: (seconds, of which training before validation)."""
+        started = time.perf_counter()
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        parts = self.parts
+        hand_written_epoch(
+            self.model, self.loader, parts.optimizer, parts.scheduler, self.reduce_sum
+        )
+        trained = time.perf_counter() - started
+        measured = torch.zeros(2, dtype=torch.float64)
+        if self.rank == 0:
+            measured = validate(parts.model, parts.val_loader)
+        if self.world > 1:
+            dist.broadcast(measured, src=0)
+        self.epoch += 1
+        return time.perf_counter() - started, trained
+
+
+class Interleave(Callback):
+    """The last callback of the Trainer (b) on each rank: around every Trainer epoch, one
+    hand-written DDP epoch (a) and one one-process epoch (c; rank 0 trains, rank 1 waits at a
+    barrier), before the Trainer epoch on even epochs and after it on odd ones, so that neither
+    side always runs second. A Trainer epoch is timed from the end of the other callbacks'
+    epoch-start work to the end of their epoch-end work (checkpoint saves and CSV row
+    included); the saves are also timed on their own."""
+
+    def __init__(self, hand: HandWritten, single: HandWritten | None) -> None:
+        self.hand, self.single = hand, single
+        self.times: dict[str, list[float]] = {
+            key: [] for key in ("a", "a_train", "b", "c", "c_train", "saves")
+        }
+        self.saving = 0.0
+
+    def on_fit_start(self, trainer) -> None:
+        save = trainer.save_checkpoint
+
+        def timed_save(path):
+            started = time.perf_counter()
+            try:
+                return save(path)
+            finally:
+                self.saving += time.perf_counter() - started
+
+        trainer.save_checkpoint = timed_save
+
+    def _others(self) -> None:
+        dist.barrier()
+        self._record("a", self.hand.run_epoch())
+        dist.barrier()
+        if self.single is not None:
+            self._record("c", self.single.run_epoch())
+        dist.barrier()
+
+    def _record(self, key: str, seconds: tuple[float, float]) -> None:
+        self.times[key].append(seconds[0])
+        self.times[f"{key}_train"].append(seconds[1])
+
+    def on_epoch_start(self, trainer) -> None:
+        if trainer.epoch % 2 == 0:
+            self._others()
+        dist.barrier()
+        self.saving_before = self.saving
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, trainer) -> None:
+        self.times["b"].append(time.perf_counter() - self.started)
+        self.times["saves"].append(self.saving - self.saving_before)
+        if trainer.epoch % 2 == 1:
+            self._others()
 
 
 def time_allreduce() -> dict[int, float]:
@@ -158,6 +216,7 @@ def time_allreduce() -> dict[int, float]:
     medians = {}
     for elements in ALLREDUCE_ELEMENTS:
         tensor = torch.ones(elements)
+        dist.all_reduce(tensor)  # first use of a size sets up buffers: not timed
         times = []
         for _ in range(ALLREDUCE_REPEATS):
             dist.barrier()
@@ -182,54 +241,46 @@ def _rank_env(rank: int, port: int) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
 
 
-def hand_ddp_rank(rank: int, port: int, epochs: int, folder: str) -> None:
-    _rank_env(rank, port)
-    try:
-        joined = time.perf_counter()
-        result = timed_loop(epochs, WORLD, rank)
-        result["allreduce"] = time_allreduce()
-        result["setup_seconds"] = joined
-        if rank == 0:
-            (Path(folder) / "hand.json").write_text(json.dumps(result))
-    finally:
-        dist.destroy_process_group()
-
-
-def trainer_rank(rank: int, port: int, epochs: int, folder: str) -> None:
-    """(b) without its checkpoints: the Trainer, the ddp strategy and the default callbacks of
-    `dlskills train` less ModelCheckpoint, in this group (isolates what the saves cost)."""
+def interleaved_rank(rank: int, port: int, rounds: int, folder: str) -> None:
+    """(b) = the Trainer with the ddp strategy and the callbacks `dlskills train` uses (progress
+    bar off), rank 0 writing metrics.csv and checkpoints into ``folder``; (a) and (c) between its
+    epochs (``Interleave``); then the all-reduce timings."""
     from dlskills.distributed import create
-    from dlskills.train.callbacks import ModelCheckpoint
     from dlskills.train.runs import build, default_callbacks
     from dlskills.train.trainer import Trainer
 
     _rank_env(rank, port)
     try:
-        config = recipe(epochs)
+        config = recipe(rounds)
         strategy = create("ddp")
         parts = build(config, strategy)
-        callbacks = [
-            c
-            for c in default_callbacks(config, main=rank == 0)
-            if not isinstance(c, ModelCheckpoint)
-        ]
+        hand = HandWritten(rounds, WORLD, rank)
+        single = HandWritten(rounds, 1, 0) if rank == 0 else None
+        interleave = Interleave(hand, single)
         trainer = Trainer(
             parts.model,
             parts.optimizer,
             parts.loss_fn,
             parts.train_loader,
             parts.val_loader,
-            callbacks,
-            max_epochs=epochs,
+            [*default_callbacks(config, main=rank == 0), interleave],
+            max_epochs=rounds,
             scheduler=parts.scheduler,
             seed=config.seed,
             run_dir=folder,
             strategy=strategy,
         )
         trainer.fit()
+        allreduce = time_allreduce()
         if rank == 0:
-            ends = [row["seconds"] for row in trainer.history]
-            (Path(folder) / "trainer.json").write_text(json.dumps({"ends": ends}))
+            record = {
+                **interleave.times,
+                "allreduce": allreduce,
+                "steps": len(hand.loader),
+                "examples": len(single.loader.dataset),
+                "parameter_bytes": sum(4 * p.numel() for p in parts.model.parameters()),
+            }
+            (Path(folder) / "interleaved.json").write_text(json.dumps(record))
     finally:
         dist.destroy_process_group()
 
@@ -249,23 +300,10 @@ def epoch_times(ends: list[float]) -> list[float]:
     return [later - earlier for earlier, later in itertools.pairwise(ends)]
 
 
-def run_hand_ddp(epochs: int) -> dict[str, Any]:
+def run_interleaved(rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        wall = spawn(hand_ddp_rank, free_port(), epochs, folder)
-        result = json.loads((Path(folder) / "hand.json").read_text())
-    result["wall"] = wall
-    return result
-
-
-def run_trainer_without_checkpoints(epochs: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        spawn(trainer_rank, free_port(), epochs, folder)
-        return json.loads((Path(folder) / "trainer.json").read_text())
-
-
-def run_one_process(epochs: int) -> dict[str, Any]:
-    torch.set_num_threads(1)
-    return timed_loop(epochs, 1, 0)
+        spawn(interleaved_rank, free_port(), rounds, folder)
+        return json.loads((Path(folder) / "interleaved.json").read_text())
 
 
 def run_dlskills(epochs: int) -> dict[str, Any]:
@@ -438,26 +476,37 @@ def ms(seconds: float) -> str:
     return f"{1000 * seconds:.1f} ms"
 
 
-def median_epoch(runs: list[dict[str, Any]]) -> float:
-    return statistics.median(t for r in runs for t in epoch_times(r["ends"]))
-
-
-def report_times(hand: list, dlskills: list, bare: list, single: list) -> None:
-    a, b, b_bare, c = (median_epoch(runs) for runs in (hand, dlskills, bare, single))
-    print(f"per-epoch time, median over {len(hand)} run(s) x (epochs - 1):")
-    print(f"  (a)  hand-written DDP, 2 gloo processes         {ms(a)}")
-    print(f"  (b)  dlskills train --nproc 2 --strategy ddp    {ms(b)}")
-    print(f"  (b') the same Trainer without its checkpoints   {ms(b_bare)}")
-    print(f"  (c)  one process, batch 64                      {ms(c)}")
-    print(f"(b)/(a)  = {b / a:.3f}  (target ≤ 1.05)")
-    print(f"(b')/(a) = {b_bare / a:.3f}  (b - b' = {ms(b - b_bare)} per epoch: best + last saves)")
-    print(f"(a)/(c)  = {a / c:.3f}  (2 processes on 2 cores against one: < 1 is a speed-up)")
-    wall_a = statistics.median(r["wall"] for r in hand)
-    wall_b = statistics.median(r["wall"] for r in dlskills)
+def report_times(interleaved: dict[str, Any], cli: list[dict[str, Any]]) -> None:
+    times = {k: v[1:] for k, v in interleaved.items() if k in ("a", "b", "c", "saves")}
+    a, b, c, saves = (statistics.median(times[k]) for k in ("a", "b", "c", "saves"))
+    without = [t - s for t, s in zip(times["b"], times["saves"])]
+    paired = statistics.median(t / h for t, h in zip(times["b"], times["a"]))
+    paired_without = statistics.median(t / h for t, h in zip(without, times["a"]))
+    paired_single = statistics.median(h / o for h, o in zip(times["a"], times["c"]))
+    print(f"interleaved in one 2-rank group, {len(times['a'])} rounds after a warm-up round:")
+    print(f"  (a) hand-written DDP, 2 gloo processes        {ms(a)} per epoch (median)")
     print(
-        f"total wall incl. start-up: (a) spawn + init + train {wall_a:.1f} s, (b) the command "
-        f"{wall_b:.1f} s (train_seconds in its summary "
-        f"{statistics.median(r['summary']['train_seconds'] for r in dlskills):.1f} s)"
+        f"  (b) Trainer + ddp + `dlskills train` callbacks {ms(b)}, of which checkpoint saves "
+        f"{ms(saves)}"
+    )
+    print(f"  (c) one process, batch 64                      {ms(c)}")
+    print(f"  (b)/(a) = {paired:.3f}  (median of per-round ratios; target ≤ 1.05)")
+    print(f"  (b without its checkpoint saves)/(a) = {paired_without:.3f}")
+    print(
+        f"  (a)/(c) = {paired_single:.3f}  (2 processes on 2 cores against one: < 1 is a speed-up)"
+    )
+    b_cli = statistics.median(t for r in cli for t in epoch_times(r["ends"]))
+    wall = statistics.median(r["wall"] for r in cli)
+    train = statistics.median(r["summary"]["train_seconds"] for r in cli)
+    epochs = len(cli[0]["ends"])
+    print(
+        f"`dlskills train --nproc 2 --strategy ddp --epochs {epochs}` itself, {len(cli)} run(s), "
+        "run apart from the interleaved group:"
+    )
+    print(
+        f"  epoch time from its metrics.csv {ms(b_cli)} (median, first epoch left out; "
+        f"÷ interleaved (a): {b_cli / a:.3f}); total wall {wall:.1f} s including start-up, "
+        f"rendezvous and the report, of which training {train:.1f} s"
     )
 
 
@@ -504,40 +553,38 @@ def split_traffic(record: dict[str, Any]) -> tuple[int, int, int]:
     return model, buffers, other
 
 
-def report_model(hand: list, single: list, parameter_bytes: int) -> None:
+def report_model(interleaved: dict[str, Any]) -> None:
     from dlskills.distributed.cost_model import CostModel
 
-    run_c, run_a = single[0], hand[0]
-    c_train = statistics.median(t for r in single for t in r["train_seconds"][1:])
-    a_train = statistics.median(t for r in hand for t in r["train_seconds"][1:])
-    sizes = [int(s) for s in run_a["allreduce"]]
-    seconds = [statistics.median(r["allreduce"][str(s)] for r in hand) for s in sizes]
+    sizes = sorted(int(size) for size in interleaved["allreduce"])
+    seconds = [interleaved["allreduce"][str(size)] for size in sizes]
+    c_train = statistics.median(interleaved["c_train"][1:])
+    a_train = statistics.median(interleaved["a_train"][1:])
     model = CostModel.fitted(
         one_process_seconds=c_train,
-        examples=run_c["examples"],
-        parameter_bytes=parameter_bytes,
+        examples=interleaved["examples"],
+        parameter_bytes=interleaved["parameter_bytes"],
         allreduce_sizes=sizes,
         allreduce_seconds=seconds,
         workers=WORLD,
     )
     print("\ncost model fitted on this run (dlskills.distributed.cost_model):")
     print(
-        "  all-reduce on 2 gloo ranks (127.0.0.1): "
-        + ", ".join(f"{s:,} B {1e6 * t:.0f} us" for s, t in zip(sizes, seconds))
+        "  all-reduce on 2 gloo ranks (127.0.0.1), median of 25: "
+        + ", ".join(f"{size:,} B {1e6 * t:.0f} us" for size, t in zip(sizes, seconds))
     )
     print(
         f"  fit: bandwidth {model.network.bandwidth / 1e6:.0f} MB/s, latency "
         f"{1e6 * model.network.latency:.0f} us per message; compute "
-        f"{1e6 * model.seconds_per_example:.0f} us per example (one process)"
+        f"{1e6 * model.seconds_per_example:.0f} us per example ((c)'s training part)"
     )
-    steps = run_a["steps"]
-    per_rank = 64 // WORLD
-    predicted = steps * model.step_seconds("ddp", WORLD, per_rank)
+    steps, per_rank = interleaved["steps"], 64 // WORLD
+    compute = model.compute_seconds(per_rank)
+    communication = model.step_seconds("ddp", WORLD, per_rank) - compute
     print(
-        f"  (a)'s training part per epoch: predicted {ms(predicted)} "
-        f"({steps} steps x (compute {ms(model.compute_seconds(per_rank))} + all-reduce "
-        f"{ms(model.step_seconds('ddp', WORLD, per_rank) - model.compute_seconds(per_rank))})), "
-        f"measured {ms(a_train)}"
+        f"  (a)'s training part per epoch: predicted {ms(steps * (compute + communication))} "
+        f"({steps} steps x (compute {ms(compute)} + all-reduce {ms(communication)})), "
+        f"measured {ms(a_train)} ({ms(a_train / steps)} per step)"
     )
 
 
@@ -601,8 +648,10 @@ def draw_figure(path: str, tflops: float, latency_us: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per timed run (≥ 2)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each of (a)-(c)")
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="interleaved rounds, and epochs of each CLI run"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="`dlskills train` runs")
     parser.add_argument("--count-epochs", type=int, default=2, help="epochs of the bytes runs")
     parser.add_argument("--figure", metavar="PNG", help="only draw the scaling figure there")
     parser.add_argument("--tflops", type=float, default=30.0, help="figure: TFLOP/s per worker")
@@ -619,29 +668,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     torch.set_num_threads(1)
-    hand, dlskills, bare, single = [], [], [], []
-    runs = {
-        "a": (run_hand_ddp, hand),
-        "b": (run_dlskills, dlskills),
-        "B": (run_trainer_without_checkpoints, bare),
-        "c": (run_one_process, single),
-    }
+    interleaved = run_interleaved(args.epochs)
+    print("interleaved (a)/(b)/(c) group done", flush=True)
+    cli = []
     for repeat in range(args.repeats):
-        order = "caBb" if repeat % 2 == 0 else "bBac"
-        for key in order:
-            run, results = runs[key]
-            results.append(run(args.epochs))
-            name = "b'" if key == "B" else key
-            print(f"repeat {repeat + 1}/{args.repeats}: ({name}) done", flush=True)
+        cli.append(run_dlskills(args.epochs))
+        print(f"dlskills train run {repeat + 1}/{args.repeats} done", flush=True)
+    count = run_count(args.count_epochs)
     print(
         f"\nmodel cnn on digits, global batch 64 ({64 // WORLD} per rank), "
-        f"{hand[0]['steps']} steps per epoch, 1 thread per process, {os.cpu_count()} cores, "
-        f"{args.epochs} epochs per run, {args.repeats} run(s) each, torch {torch.__version__}"
+        f"{interleaved['steps']} steps per epoch, 1 thread per process, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}"
     )
-    report_times(hand, dlskills, bare, single)
-    count = run_count(args.count_epochs)
+    report_times(interleaved, cli)
     report_bytes(count, args.count_epochs)
-    report_model(hand, single, count["records"]["ddp"]["parameter_bytes"])
+    report_model(interleaved)
     return 0
 
 
