@@ -28,7 +28,7 @@ analytic count. Cost model: all-reduces of 5 message sizes timed in the interlea
 the ring formula's bandwidth and latency, (c) gives the compute time per example, and the
 model's (a) epoch is printed beside the measured one (``dlskills.distributed.cost_model``).
 
-    python benchmarks/distributed.py [--epochs 12] [--repeats 2] [--count-epochs 2]
+    python benchmarks/distributed.py [--epochs 10] [--repeats 1] [--count-epochs 2]
     python benchmarks/distributed.py --figure OUT.png [--tflops 30] [--latency-us 25]
 
 ``--figure`` only draws the cost model's predicted speed-up for N = 1…1,024 workers
@@ -476,13 +476,18 @@ def ms(seconds: float) -> str:
     return f"{1000 * seconds:.1f} ms"
 
 
+def spread(ratios: list[float]) -> str:
+    low, median, high = statistics.quantiles(ratios, n=4)
+    return f"{median:.3f} ({low:.2f}-{high:.2f})"
+
+
 def report_times(interleaved: dict[str, Any], cli: list[dict[str, Any]]) -> None:
     times = {k: v[1:] for k, v in interleaved.items() if k in ("a", "b", "c", "saves")}
     a, b, c, saves = (statistics.median(times[k]) for k in ("a", "b", "c", "saves"))
     without = [t - s for t, s in zip(times["b"], times["saves"])]
-    paired = statistics.median(t / h for t, h in zip(times["b"], times["a"]))
-    paired_without = statistics.median(t / h for t, h in zip(without, times["a"]))
-    paired_single = statistics.median(h / o for h, o in zip(times["a"], times["c"]))
+    paired = [t / h for t, h in zip(times["b"], times["a"])]
+    paired_without = [t / h for t, h in zip(without, times["a"])]
+    paired_single = [h / o for h, o in zip(times["a"], times["c"])]
     print(f"interleaved in one 2-rank group, {len(times['a'])} rounds after a warm-up round:")
     print(f"  (a) hand-written DDP, 2 gloo processes        {ms(a)} per epoch (median)")
     print(
@@ -490,11 +495,10 @@ def report_times(interleaved: dict[str, Any], cli: list[dict[str, Any]]) -> None
         f"{ms(saves)}"
     )
     print(f"  (c) one process, batch 64                      {ms(c)}")
-    print(f"  (b)/(a) = {paired:.3f}  (median of per-round ratios; target ≤ 1.05)")
-    print(f"  (b without its checkpoint saves)/(a) = {paired_without:.3f}")
-    print(
-        f"  (a)/(c) = {paired_single:.3f}  (2 processes on 2 cores against one: < 1 is a speed-up)"
-    )
+    print("  medians of the per-round ratios (quartiles):")
+    print(f"  (b)/(a) = {spread(paired)}  (target ≤ 1.05)")
+    print(f"  (b without its checkpoint saves)/(a) = {spread(paired_without)}")
+    print(f"  (a)/(c) = {spread(paired_single)}  (2 processes on 2 cores against one; < 1: faster)")
     b_cli = statistics.median(t for r in cli for t in epoch_times(r["ends"]))
     wall = statistics.median(r["wall"] for r in cli)
     train = statistics.median(r["summary"]["train_seconds"] for r in cli)
@@ -649,9 +653,9 @@ def draw_figure(path: str, tflops: float, latency_us: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--epochs", type=int, default=12, help="interleaved rounds, and epochs of each CLI run"
+        "--epochs", type=int, default=10, help="interleaved rounds, and epochs of each CLI run"
     )
-    parser.add_argument("--repeats", type=int, default=2, help="`dlskills train` runs")
+    parser.add_argument("--repeats", type=int, default=1, help="`dlskills train` runs")
     parser.add_argument("--count-epochs", type=int, default=2, help="epochs of the bytes runs")
     parser.add_argument("--figure", metavar="PNG", help="only draw the scaling figure there")
     parser.add_argument("--tflops", type=float, default=30.0, help="figure: TFLOP/s per worker")

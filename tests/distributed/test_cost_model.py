@@ -89,11 +89,13 @@ def test_fit_recovers_bandwidth_and_latency_from_hand_computed_times():
     assert model.network.bandwidth == pytest.approx(5e8, rel=1e-9)
 
 
-def test_fit_of_noisy_times_is_least_squares():
-    # x = s (N = 2); points (0, 1), (1, 2), (2, 4): slope 1.5, intercept 5/6 (normal equations)
+def test_fit_of_noisy_times_is_least_squares_on_relative_errors():
+    # x = s (N = 2); points (0, 1), (1, 2), (2, 4) with weights 1/t² = 1, 1/4, 1/16 (sum 21/16):
+    # weighted means x̄ = (3/8)/(21/16) = 2/7, ȳ = (7/4)/(21/16) = 4/3;
+    # Σw(x − x̄)(y − ȳ) = 1/2, Σw(x − x̄)² = 11/28 → slope 14/11, intercept 4/3 − 4/11 = 32/33
     network = fit_network([0.0, 1.0, 2.0], [1.0, 2.0, 4.0], 2)
-    assert network.bandwidth == pytest.approx(1 / 1.5)
-    assert network.latency == pytest.approx(5 / 6 / 2)
+    assert network.bandwidth == pytest.approx(11 / 14)
+    assert network.latency == pytest.approx(32 / 33 / 2)
 
 
 @pytest.mark.parametrize(

@@ -32,11 +32,11 @@ communication: S(N) = N · c · b / t(N) at a fixed per-worker batch b (weak sca
 large-batch regime of 1706.02677).
 
 Fitting: ``fit_network`` takes measured all-reduce times of several message sizes on N workers
-and solves the ring formula for (α, β) by least squares; ``CostModel.fitted`` adds c from a
-one-process measurement. Deviations: collectives are not overlapped with the backward pass
-(DDP's buckets do overlap, so measured DDP steps can beat the model), asynchronous strategies are
-costed as if every worker waited for its own exchange, and the parameter server is one unsharded
-rank.
+and solves the ring formula for (α, β) by least squares on relative errors; ``CostModel.fitted``
+adds c from a one-process measurement. Deviations: collectives are not overlapped with the
+backward pass (DDP's buckets do overlap, so measured DDP steps can beat the model), asynchronous
+strategies are costed as if every worker waited for its own exchange, and the parameter server
+is one unsharded rank.
 """
 
 from __future__ import annotations
@@ -140,9 +140,11 @@ def communication_seconds(
 
 
 def fit_network(sizes: Sequence[float], seconds: Sequence[float], workers: int) -> Network:
-    """(α, β) of the ring all-reduce formula fitted by least squares to all-reduce times
-    ``seconds`` of messages of ``sizes`` bytes on ``workers`` (≥ 2) workers; the latency is
-    clipped at 0 when the fit's intercept is negative."""
+    """(α, β) of the ring all-reduce formula fitted to all-reduce times ``seconds`` of messages
+    of ``sizes`` bytes on ``workers`` (≥ 2) workers. The fit minimises relative errors (least
+    squares with weights 1/t²): timing noise grows with the time, and unweighted the largest
+    message would decide the latency too. The latency is clipped at 0 when the intercept is
+    negative."""
     _check_count("workers", workers)
     if workers < 2:
         raise ValueError("workers must be ≥ 2 to fit a network (one worker does not communicate)")
@@ -150,11 +152,14 @@ def fit_network(sizes: Sequence[float], seconds: Sequence[float], workers: int) 
         raise ValueError("give at least two (size, seconds) pairs of equal length")
     xs = [ring_allreduce_bytes(s, workers) for s in sizes]
     ys = [_check_positive("seconds", t) for t in seconds]
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    spread = sum((x - mean_x) ** 2 for x in xs)
+    weights = [1 / y**2 for y in ys]
+    total = sum(weights)
+    mean_x = sum(w * x for w, x in zip(weights, xs)) / total
+    mean_y = sum(w * y for w, y in zip(weights, ys)) / total
+    spread = sum(w * (x - mean_x) ** 2 for w, x in zip(weights, xs))
     if spread == 0:
         raise ValueError("sizes must differ to separate bandwidth from latency")
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+    slope = sum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(weights, xs, ys)) / spread
     if not slope > 0:
         raise ValueError("the times do not grow with the message size: no bandwidth to fit")
     intercept = mean_y - slope * mean_x
