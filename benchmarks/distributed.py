@@ -605,6 +605,13 @@ def report_model(interleaved: dict[str, Any]) -> None:
         f"({steps} steps x (compute {ms(compute)} + all-reduce {ms(communication)})), "
         f"measured {ms(a_train)} ({ms(a_train / steps)} per step)"
     )
+    # the other direction: the compute per example that makes the model reproduce (a)
+    from_a = (a_train / steps - communication) / per_rank
+    print(
+        f"  compute per example fitted to (a) instead: {1e6 * from_a:.0f} us, "
+        f"{from_a / model.seconds_per_example:.2f}x (c)'s: what two processes on the machine's "
+        "shared cores cost each other"
+    )
 
 
 # -- the figure ------------------------------------------------------------------------------------
