@@ -415,9 +415,7 @@ def count_rank(rank: int, port: int, epochs: int, folder: str) -> None:
             counter = CollectiveCounter()
 
             strategy = create(name, **options)
-            # no warm-up: the default one starts at lr 0, which the EASGD worker step rejects
-            # (dlskills.optim.easgd.worker_step_ checks lr > 0); the bytes do not depend on it
-            config = recipe(epochs, warmup_steps=0)
+            config = recipe(epochs)
             parts = build(config, strategy)
             trainer = Trainer(
                 parts.model,
