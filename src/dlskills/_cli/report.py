@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN",
         nargs="+",
         default=[],
-        help="run folders from `dlskills train` or `dlskills doctor`; each gets a page",
+        help="run folders from `dlskills train` or `dlskills doctor`; each gets a page "
+        "(default: none)",
     )
 
 

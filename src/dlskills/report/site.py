@@ -402,11 +402,12 @@ def _run_page(folder: Path, target: Path) -> dict[str, Any]:
         history = [
             {k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in rows
         ]
-        for name, keys, label in (
-            ("loss.png", ("train_loss", "val_loss"), "loss"),
-            ("accuracy.png", ("train_accuracy", "val_accuracy"), "accuracy"),
+        for name, keys, label, percent in (
+            ("loss.png", ("train_loss", "val_loss"), "loss", False),
+            ("accuracy.png", ("train_accuracy", "val_accuracy"), "accuracy (%)", True),
         ):
-            if plot_curves(history, keys, label, target / name) is not None:
+            title = f"{label.split(' ')[0].capitalize()} per epoch: run {folder.name}"
+            if plot_curves(history, keys, label, target / name, title=title, percent=percent):
                 figures.append(name)
     doctor = folder / "doctor" if (folder / "doctor" / "diagnosis.json").is_file() else folder
     diagnosis = _read_json(doctor / "diagnosis.json")
