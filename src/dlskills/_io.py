@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_link(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Make ``path`` a second name of the finished file ``source``, atomically: a hard link (no
+    data written twice), or a copy where the file system has no hard links."""
+    target = Path(path)
+    link = target.with_name(f".{target.name}.{os.getpid()}.link")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(source, link)
+    except OSError:
+        return atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    os.replace(link, target)
     _fsync_dir(target.parent)
     return target
 

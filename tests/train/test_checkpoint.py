@@ -1,7 +1,9 @@
 """Checkpoint pairs: exact round trip of nested state with tensors, tamper/truncation detection,
-and no pickle on the load path."""
+no pickle on the load path, and a second name for a pair (best from last) that later saves leave
+intact."""
 
 import json
+import os
 import pickle
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from dlskills.train.checkpoint import (
     CheckpointError,
     checkpoint_paths,
+    copy_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
@@ -146,3 +149,25 @@ def test_a_save_interrupted_between_its_renames_loads_the_previous_pair(
     # a completed save leaves no set-aside file behind
     save_checkpoint(tmp_path / "ck", {"x": torch.ones(3)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.json", "ck.safetensors"]
+
+
+def test_a_copied_pair_loads_its_own_tensors_and_outlives_later_saves(tmp_path, monkeypatch):
+    first = {"w": torch.arange(6.0).reshape(2, 3)}
+    save_checkpoint(tmp_path / "last", {"epoch": 1}, first)
+    copy_checkpoint(tmp_path / "last", tmp_path / "best")
+    record = json.loads((tmp_path / "best.json").read_text())
+    assert record["tensor_file"] == "best.safetensors"
+    assert os.path.samefile(tmp_path / "best.safetensors", tmp_path / "last.safetensors")
+    save_checkpoint(tmp_path / "last", {"epoch": 2}, {"w": torch.zeros(2, 3)})
+    state, tensors = load_checkpoint(tmp_path / "best")
+    assert state == {"epoch": 1} and torch.equal(tensors["w"], first["w"])
+    assert load_checkpoint(tmp_path / "last")[0] == {"epoch": 2}
+
+    def no_hard_links(*args):
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_hard_links)  # e.g. FAT or some network file systems
+    copy_checkpoint(tmp_path / "last", tmp_path / "best")
+    assert not os.path.samefile(tmp_path / "best.safetensors", tmp_path / "last.safetensors")
+    assert load_checkpoint(tmp_path / "best")[0] == {"epoch": 2}
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]

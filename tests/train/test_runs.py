@@ -69,6 +69,16 @@ def test_rng_capture_restore_round_trip():
     restore_rng(plain, tensors)
     second = (random.random(), np.random.rand(), torch.rand(3))
     assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+    # checkpoints written before the Mersenne-Twister words moved to tensors: JSON lists
+    version, internal, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = {
+        "python": [version, list(internal), gauss_next],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
+    third = (random.random(), np.random.rand())
+    restore_rng(legacy, {"torch": torch.get_rng_state()})
+    assert (random.random(), np.random.rand()) == third
     with pytest.raises(ValueError, match="seed"):
         seed_everything(-1)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from dlskills._io import atomic_write_bytes, atomic_write_text
+from dlskills._io import atomic_link, atomic_write_bytes, atomic_write_text
 
 FORMAT = "dlskills-checkpoint"
 VERSION = 1
@@ -93,22 +94,45 @@ def save_checkpoint(
 ) -> Path:
     """Write ``state`` (nested data with tensors anywhere) and the flat ``tensors`` mapping as a
     checkpoint pair; returns the JSON path."""
-    json_path, tensor_path = checkpoint_paths(path)
     flat = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in (tensors or {}).items()}
     encoded = encode(state, "state", flat)
     blob = save_safetensors(flat)
+    digest = hashlib.sha256(blob).hexdigest()
+    return _write_pair(path, digest, encoded, lambda target: atomic_write_bytes(target, blob))
+
+
+def copy_checkpoint(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Give the checkpoint pair at ``source`` a second name ``path`` (``best`` from ``last``)
+    without serialising it again: the tensor file is hard-linked (copied where the file system
+    has no hard links) and the small JSON record rewritten to name it. Saves always write new
+    files, so a later save of ``source`` leaves the copy intact. Returns the JSON path."""
+    source_json, _ = checkpoint_paths(source)
+    record = json.loads(source_json.read_text(encoding="utf-8"))
+    tensor_file = source_json.with_name(record["tensor_file"])
+    return _write_pair(
+        path, record["sha256"], record["state"], lambda target: atomic_link(tensor_file, target)
+    )
+
+
+def _write_pair(
+    path: str | os.PathLike[str],
+    digest: str,
+    encoded_state: Any,
+    write_tensors: Callable[[Path], Any],
+) -> Path:
+    json_path, tensor_path = checkpoint_paths(path)
     record = {
         "format": FORMAT,
         "version": VERSION,
         "tensor_file": tensor_path.name,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "state": encoded,
+        "sha256": digest,
+        "state": encoded_state,
     }
     # keep the tensors the current JSON describes until the new JSON is in place
     if tensor_path.exists():
         os.replace(tensor_path, _previous(tensor_path))
-    atomic_write_bytes(tensor_path, blob)
-    atomic_write_text(json_path, json.dumps(record, indent=1) + "\n")
+    write_tensors(tensor_path)
+    atomic_write_text(json_path, json.dumps(record, separators=(",", ":")) + "\n")
     _previous(tensor_path).unlink(missing_ok=True)
     return json_path
 

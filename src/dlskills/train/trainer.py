@@ -540,12 +540,12 @@ class Trainer:
         """Fallback for loaders that are not single-process DataLoaders: rerun the epoch's
         iterator from its start state and discard the consumed batches (reads their data)."""
         now = self._loader_rng_states()
-        py_np, _ = capture_rng()
+        py_np, py_np_tensors = capture_rng()
         self._set_loader_rng_states(self._epoch_start_rng)
         iterator = iter(self.train_loader)
         for _ in range(consumed):
             next(iterator)
-        restore_rng(py_np, {"torch": now["torch"]})
+        restore_rng(py_np, {**py_np_tensors, "torch": now["torch"]})
         return iterator
 
     # -- checkpoints ----------------------------------------------------------------------------

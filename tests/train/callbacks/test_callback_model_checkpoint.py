@@ -35,3 +35,15 @@ def test_model_checkpoint_ties_go_to_the_later_epoch(make_trainer, scripted_metr
     trainer.max_epochs = 4
     trainer.fit()
     assert checkpointer.best == 0.9 and checkpointer.best_epoch == 3
+
+
+def test_checkpoint_json_holds_no_random_state_words(make_trainer, scripted_metric, tmp_path):
+    # Python's and NumPy's Mersenne-Twister states (625 words each) belong in the tensor file:
+    # as JSON lists they made each save's record ~75 kB and its encoding the slowest part
+    trainer = make_trainer([scripted_metric("val_accuracy", [0.5]), ModelCheckpoint()])
+    trainer.max_epochs = 1
+    trainer.fit()
+    record = (tmp_path / "checkpoints" / "last.json").read_text()
+    assert len(record) < 8_000, len(record)
+    _, tensors = load_checkpoint(tmp_path / "checkpoints" / "last")
+    assert tensors["rng.python"].numel() == 625 and tensors["rng.numpy"].numel() == 624

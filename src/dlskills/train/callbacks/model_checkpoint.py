@@ -2,7 +2,8 @@
 ``best`` (when the monitored validation metric improves or ties its best so far: with a few
 hundred validation samples accuracy plateaus, and the later of equal epochs has had more of the
 LR schedule), each a safetensors + JSON pair written
-atomically (dlskills.train.checkpoint)."""
+atomically (dlskills.train.checkpoint). An epoch that improves writes ``last`` once and gives it
+the name ``best`` too (a hard link of the tensor file, ``copy_checkpoint``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlskills.train.callbacks._registry import register_callback
 from dlskills.train.callbacks.base import Callback
+from dlskills.train.checkpoint import copy_checkpoint
 
 if TYPE_CHECKING:
     from dlskills.train.trainer import Trainer
@@ -68,10 +70,13 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         value = trainer.metrics.get(self.monitor)
-        if self.save_best and value is not None and self._improves(value):
+        improves = self.save_best and value is not None and self._improves(value)
+        if improves:
             self.best, self.best_epoch = value, trainer.epoch + 1
-            trainer.save_checkpoint(self.directory / "best")
-        trainer.save_checkpoint(self.directory / "last")
+        last = trainer.save_checkpoint(self.directory / "last")
+        if improves and trainer.strategy.is_main:
+            # the same state under a second name: serialised and written once
+            copy_checkpoint(last, self.directory / "best")
 
     def _improves(self, value: float) -> bool:
         if math.isnan(value):
