@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dlskills._registry import Registry
@@ -177,7 +178,7 @@ class DistributedStrategy(Strategy):
                 seed_everything((trainer.seed + _RANK_SEED_STRIDE * self.rank) % 2**32)
 
     def teardown(self, trainer: Trainer) -> None:
-        del trainer
+        trainer.model = release_data_parallel(trainer.model)
         if self._owns_group and dist.is_initialized():
             dist.destroy_process_group()
         self._owns_group = False
@@ -247,6 +248,21 @@ class DistributedStrategy(Strategy):
     def options(self) -> dict[str, Any]:
         """The strategy's own settings (recorded in summary.json)."""
         return {}
+
+
+def release_data_parallel(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper, the wrapper's reducer freed now,
+    while the process group it holds is still alive (``model`` itself when it is no wrapper).
+
+    torch frees a reducer holding the GIL. Were it the group's last owner (the group destroyed
+    first), the group's destructor would join gloo's worker thread while that thread waits for
+    the GIL to free its last finished work item: a deadlock, seen as a rank hanging at exit."""
+    if not isinstance(model, DistributedDataParallel):
+        return model
+    for owner_of_reducer in ("logger", "reducer"):
+        if hasattr(model, owner_of_reducer):
+            delattr(model, owner_of_reducer)
+    return model.module
 
 
 def broadcast_json(value: Any, src: int = 0) -> Any:
