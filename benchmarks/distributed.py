@@ -2,7 +2,9 @@
 DDP loop and one process, the bytes each strategy communicates, and a fitted cost model.
 
 Every timed epoch trains the default `dlskills train` recipe (the small CNN on digits, AdamW,
-cosine schedule, global batch 64, one torch thread per process) and does the same work:
+cosine schedule, label-smoothed loss, global batch 64, one torch thread per process) without its
+weight average (``ema_decay = 0``: (b) would swap weights at validation, (a) not) and does the
+same work:
 forward, loss, backward, step, schedule step, the epoch's mean training loss and accuracy summed
 over the ranks, and a validation pass on rank 0 whose result every rank receives.
 
@@ -54,6 +56,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from dlskills.distributed._base import release_data_parallel
 from dlskills.train.callbacks import Callback
 
 WORLD = 2
@@ -69,13 +72,18 @@ def free_port() -> int:
 
 
 def recipe(epochs: int, **overrides: Any):
+    """The default recipe without its weight average: the EMA swaps weights around every
+    validation from mid-run on, work the hand-written loop would otherwise not do."""
     from dlskills.train.config import make_config
 
-    return make_config({"epochs": epochs, "threads": 1, "progress": False, **overrides})
+    settings = {"epochs": epochs, "threads": 1, "progress": False, "ema_decay": 0.0}
+    return make_config({**settings, **overrides})
 
 
 # -- the hand-written loop, (a) and (c) ------------------------------------------------------------
-def hand_written_epoch(model, loader, optimizer, scheduler, reduce_sum) -> dict[str, float]:
+def hand_written_epoch(
+    model, loader, loss_fn, optimizer, scheduler, reduce_sum
+) -> dict[str, float]:
     """Train one epoch; the summed loss/accuracy over the ranks (``reduce_sum``)."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64)
@@ -83,7 +91,7 @@ def hand_written_epoch(model, loader, optimizer, scheduler, reduce_sum) -> dict[
     count = 0
     for inputs, targets in loader:
         outputs = model(inputs)
-        loss = nn.functional.cross_entropy(outputs, targets)
+        loss = loss_fn(outputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -147,7 +155,12 @@ class HandWritten:
             self.sampler.set_epoch(self.epoch)
         parts = self.parts
         hand_written_epoch(
-            self.model, self.loader, parts.optimizer, parts.scheduler, self.reduce_sum
+            self.model,
+            self.loader,
+            parts.loss_fn,
+            parts.optimizer,
+            parts.scheduler,
+            self.reduce_sum,
         )
         trained = time.perf_counter() - started
         measured = torch.zeros(2, dtype=torch.float64)
@@ -253,6 +266,7 @@ def interleaved_rank(rank: int, port: int, rounds: int, folder: str) -> None:
     from dlskills.train.trainer import Trainer
 
     _rank_env(rank, port)
+    hand = None
     try:
         config = recipe(rounds)
         strategy = create("ddp")
@@ -285,6 +299,8 @@ def interleaved_rank(rank: int, port: int, rounds: int, folder: str) -> None:
             }
             (Path(folder) / "interleaved.json").write_text(json.dumps(record))
     finally:
+        if hand is not None:
+            hand.model = release_data_parallel(hand.model)
         dist.destroy_process_group()
 
 
