@@ -74,9 +74,12 @@ def train_with_strategy(
     net = model(dtype)
     loader = DataLoader(dataset(dtype), batch_size=batch, shuffle=True)
     loader = strategy.prepare_loader(loader, seed=0)
+    optimizer = strategy.configure_optimizer(
+        net.parameters(), optimizer="sgd", lr=lr, momentum=momentum
+    ) or torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     trainer = Trainer(
         net,
-        torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum),
+        optimizer,
         nn.functional.cross_entropy,
         loader,
         callbacks=list(callbacks),
