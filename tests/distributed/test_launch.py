@@ -1,8 +1,8 @@
 """`dlskills train --nproc N` through torch's elastic launcher: a run on 2 local ranks (test
 accuracy within a point of one process, default recipe, seeds 0–1), the same run as two "nodes"
-(two torchrun launchers on 127.0.0.1, bit-identical), a worker killed with SIGKILL under --max-restarts (the group restarts
-from the last checkpoint and ends bit-identical to an uninterrupted run), bad options as one-line
-errors with nothing written."""
+(two torchrun launchers on 127.0.0.1, bit-identical), a worker killed with SIGKILL under
+--max-restarts (the group restarts from the last checkpoint and ends bit-identical to an
+uninterrupted run), bad options as one-line errors with nothing written."""
 
 import json
 import os
