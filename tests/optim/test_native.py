@@ -25,6 +25,7 @@ KWARGS = {
     "pts_sgd": {"lr": 1e-2, "window": 3, "alpha": 0.9, "weight_decay": 1e-3},
     "storm": {"lr": 0.1},
     "easgd": {"lr": 1e-2, "workers": 3, "momentum": 0.5, "weight_decay": 1e-3},
+    "fg_sgd": {"lr": 0.05, "weight_decay": 1e-3},
 }
 KERNEL = {"amsbound": "adabound", "easgd": "easgd_leave"}
 

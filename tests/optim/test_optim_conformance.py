@@ -186,3 +186,124 @@ def test_boolean_and_non_finite_learning_rates_raise_value_error(name, lr):
     params, _ = _problem()
     with pytest.raises(ValueError, match=r"\blr\b"):
         entry.obj(params, **{**_kwargs(entry), "lr": lr})
+
+
+# -- used as PyTorch users use optimizers: copied, fine-tuned, grown, scheduled ------------------
+def _trained(entry, optimizer, params, targets, steps):
+    _run(entry, optimizer, params, targets, steps)
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deepcopy_after_steps_continues_like_the_original(name):
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    optimizer = entry.obj(params, **_kwargs(entry))
+    _run(entry, optimizer, params, targets, steps=3)
+    twin = copy.deepcopy({"optimizer": optimizer, "params": params})  # params shared by the copy
+    twin_params = twin["params"]
+    assert all(q is not p for p, q in zip(params, twin_params))
+    expected = _trained(entry, optimizer, params, targets, steps=3)
+    got = _trained(entry, twin["optimizer"], twin_params, targets, steps=3)
+    for p, q in zip(expected, got):
+        torch.testing.assert_close(q, p, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_frozen_parameter_in_the_list_is_left_alone(name):
+    """A frozen backbone (requires_grad=False) passed with the rest: it never changes and the
+    others train exactly as without it."""
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    reference = [p.detach().clone().requires_grad_() for p in params]
+    frozen = torch.randn(4, 3)
+    kept = frozen.clone()
+    optimizer = entry.obj([params[0], frozen, *params[1:]], **_kwargs(entry))
+    got = _trained(entry, optimizer, params, targets, steps=4)
+    expected = _trained(entry, entry.obj(reference, **_kwargs(entry)), reference, targets, 4)
+    assert torch.equal(frozen, kept)
+    for p, q in zip(expected, got):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_param_group_added_after_steps_trains(name):
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    optimizer = entry.obj(params[:2], **_kwargs(entry))
+    _run(entry, optimizer, params, targets, steps=3)
+    late = [p.detach().clone() for p in params[2:]]
+    optimizer.add_param_group({"params": params[2:]})
+    _run(entry, optimizer, params, targets, steps=3)
+    assert all(torch.isfinite(p).all() for p in params)
+    assert any(not torch.equal(b, p.detach()) for b, p in zip(late, params[2:]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_empty_parameter_list_is_a_value_error(name):
+    entry = OPTIMIZERS.entry(name)
+    with pytest.raises(ValueError, match="empty"):
+        entry.obj([], **_kwargs(entry))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", NAMES)
+def test_half_precision_parameters_train_in_their_dtype(name, dtype):
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    params = [p.detach().to(dtype).requires_grad_() for p in params]
+    targets = [(a.to(dtype), b.to(dtype)) for a, b in targets]
+    before = [p.detach().clone() for p in params]
+    optimizer = entry.obj(params, **_kwargs(entry))
+    _run(entry, optimizer, params, targets, steps=2)
+    assert all(p.dtype == dtype and torch.isfinite(p).all() for p in params)
+    assert any(not torch.equal(b, p.detach()) for b, p in zip(before, params))
+
+
+def _schedulers(optimizer):
+    lr_scheduler = torch.optim.lr_scheduler
+    return {
+        "StepLR": lambda: lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5),
+        "MultiStepLR": lambda: lr_scheduler.MultiStepLR(optimizer, milestones=[1, 3]),
+        "ExponentialLR": lambda: lr_scheduler.ExponentialLR(optimizer, gamma=0.9),
+        "CosineAnnealingLR": lambda: lr_scheduler.CosineAnnealingLR(optimizer, T_max=4),
+        "LambdaLR": lambda: lr_scheduler.LambdaLR(optimizer, lambda epoch: 1 / (1 + epoch)),
+        "LinearLR": lambda: lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=3),
+        "OneCycleLR": lambda: lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=optimizer.param_groups[0]["lr"],
+            total_steps=10,
+            cycle_momentum=False,
+        ),
+        "CyclicLR": lambda: lr_scheduler.CyclicLR(
+            optimizer,
+            base_lr=optimizer.param_groups[0]["lr"] / 4,
+            max_lr=optimizer.param_groups[0]["lr"],
+            step_size_up=2,
+            cycle_momentum=False,
+        ),
+        "ReduceLROnPlateau": lambda: lr_scheduler.ReduceLROnPlateau(optimizer, patience=0),
+    }
+
+
+SCHEDULERS = list(_schedulers(None))
+
+
+@pytest.mark.parametrize("scheduler_name", SCHEDULERS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_torch_lr_scheduler_drives_the_learning_rate(name, scheduler_name):
+    """The rate the scheduler sets is the rate the next step uses (group["lr"])."""
+    entry = OPTIMIZERS.entry(name)
+    params, targets = _problem()
+    optimizer = entry.obj(params, **_kwargs(entry))
+    scheduler = _schedulers(optimizer)[scheduler_name]()
+    rates = []
+    for _ in range(4):
+        _run(entry, optimizer, params, targets, steps=1)
+        if scheduler_name == "ReduceLROnPlateau":
+            scheduler.step(1.0)  # never improves: the rate falls every step
+        else:
+            scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert len(set(rates)) > 1, rates
+    assert all(torch.isfinite(p).all() for p in params)

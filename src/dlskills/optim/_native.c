@@ -521,6 +521,66 @@ DEFINE_INV_CBRT(double, uint64_t, 0x553f09fc49d9b000ULL, 4, 0x1p-1000, 0x1p150, 
     EASGD_CASES_8(SUFFIX, 0) EASGD_CASES_8(SUFFIX, 8) EASGD_CASES_8(SUFFIX, 16)                   \
     EASGD_CASES_8(SUFFIX, 24) EASGD_CASES_8(SUFFIX, 40) EASGD_CASES_8(SUFFIX, 56)
 
+/* ---- FG-SGD (fg_sgd.py's _sphere_step), one unit-sphere row w of length n with gradient g:
+ *   t = g − (g·w)·w;  ν = ‖t‖;  angle = lr·ν/max(ν, 1);  u = t/max(ν, tiny);
+ *   m = cos(angle)·w − sin(angle)·u;  w ← m/max(‖m‖, tiny);   a zero row: w ← −u.
+ * One row at a time, its passes after the first read from cache (a conv kernel's row is at most
+ * a few thousand elements), so memory sees w and g read once and w written once: the torch rule
+ * streams the whole tensor once per elementary op (≈ 20 passes). Rows are split over the
+ * threads; the sums accumulate in T with OpenMP's vector reduction. */
+#define DEFINE_FG_SGD(T, SQRT, COS, SIN, TINY, SUFFIX)                                            \
+    static void fg_sgd_row_##SUFFIX(T *restrict w, const T *restrict g, int64_t n, T lr) {       \
+        T dot = 0, mass = 0;                                                                      \
+        _Pragma("omp simd reduction(+ : dot, mass)") for (int64_t i = 0; i < n; ++i) {           \
+            dot += g[i] * w[i];                                                                   \
+            mass += w[i] * w[i];                                                                  \
+        }                                                                                         \
+        T tangent = 0;                                                                            \
+        _Pragma("omp simd reduction(+ : tangent)") for (int64_t i = 0; i < n; ++i) {             \
+            T t = g[i] - dot * w[i];                                                              \
+            tangent += t * t;                                                                     \
+        }                                                                                         \
+        const T norm = SQRT(tangent), tiny = (T)TINY;                                             \
+        const T inverse = (T)1 / (norm > tiny ? norm : tiny);                                     \
+        if (mass == 0) { /* a zero row enters the sphere at −t/‖t‖ */                             \
+            for (int64_t i = 0; i < n; ++i) w[i] = -((g[i] - dot * w[i]) * inverse);             \
+            return;                                                                               \
+        }                                                                                         \
+        const T angle = lr * (norm / (norm > (T)1 ? norm : (T)1));                                \
+        const T c = COS(angle), s = SIN(angle);                                                   \
+        T moved = 0;                                                                              \
+        _Pragma("omp simd reduction(+ : moved)") for (int64_t i = 0; i < n; ++i) {               \
+            T m = c * w[i] - s * ((g[i] - dot * w[i]) * inverse);                                 \
+            moved += m * m;                                                                       \
+        }                                                                                         \
+        const T length = SQRT(moved);                                                             \
+        const T scale = (T)1 / (length > tiny ? length : tiny);                                   \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; ++i) {                                     \
+            T m = c * w[i] - s * ((g[i] - dot * w[i]) * inverse);                                 \
+            w[i] = m * scale;                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    void fg_sgd_##SUFFIX(int64_t n_tensors, const int64_t *numels, const int64_t *rows,           \
+                         T **params, T **grads, double lr, int n_threads) {                       \
+        int64_t total = 0, elements = 0;                                                          \
+        for (int64_t t = 0; t < n_tensors; ++t) {                                                 \
+            total += rows[t];                                                                     \
+            elements += numels[t];                                                                \
+        }                                                                                         \
+        if (elements / MIN_ELEMENTS_PER_THREAD < n_threads)                                       \
+            n_threads = (int)(elements / MIN_ELEMENTS_PER_THREAD);                                \
+        if (n_threads < 1) n_threads = 1;                                                         \
+        _Pragma("omp parallel for num_threads(n_threads) schedule(static)")                      \
+        for (int64_t r = 0; r < total; ++r) {                                                     \
+            int64_t t = 0, row = r;                                                               \
+            while (row >= rows[t]) row -= rows[t++];                                              \
+            const int64_t length = numels[t] / rows[t];                                           \
+            fg_sgd_row_##SUFFIX(params[t] + row * length, grads[t] + row * length, length,        \
+                                (T)lr);                                                           \
+        }                                                                                         \
+    }
+
 DEFINE_ADABOUND(float, sqrtf, f32)
 DEFINE_ADABOUND(double, sqrt, f64)
 DEFINE_AGGMO(float, f32)
@@ -533,3 +593,5 @@ DEFINE_EASGD(float, f32)
 DEFINE_EASGD(double, f64)
 DEFINE_EASGD_WORKER(float, f32)
 DEFINE_EASGD_WORKER(double, f64)
+DEFINE_FG_SGD(float, sqrtf, cosf, sinf, 0x1p-126f, f32)
+DEFINE_FG_SGD(double, sqrt, cos, sin, 0x1p-1022, f64)

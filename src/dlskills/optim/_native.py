@@ -81,6 +81,10 @@ _SIGNATURES: dict[str, list[Any]] = {
     + [ctypes.c_double] * 3
     + [ctypes.c_int],
     "elastic": [ctypes.c_int64, _int64_p, _pointers_p, _pointers_p, ctypes.c_double, ctypes.c_int],
+    "fg_sgd": [
+        *(ctypes.c_int64, _int64_p, _int64_p, _pointers_p, _pointers_p),
+        *(ctypes.c_double, ctypes.c_int),
+    ],
     "storm": [ctypes.c_int64, _int64_p]
     + [_pointers_p] * 6
     + [_double_p]
@@ -481,3 +485,18 @@ def easgd_worker(
 
 def elastic(workers: list[Tensor], centres: list[Tensor], *, alpha: float) -> None:
     _call("elastic", workers, (workers, centres), _pointers(workers), _pointers(centres), alpha)
+
+
+def fg_sgd(params: list[Tensor], grads: list[Tensor], *, lr: float, manifold: str) -> None:
+    """FG-SGD's sphere step on every row (``manifold="po"``: each output channel; "tensor":
+    the whole tensor) of tensors with ≥ 2 dimensions."""
+    rows = [p.shape[0] if manifold == "po" else 1 for p in params]
+    _call(
+        "fg_sgd",
+        params,
+        (params,),
+        (ctypes.c_int64 * len(params))(*rows),
+        _pointers(params),
+        _pointers(grads),
+        lr,
+    )

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from dlskills.optim import _native
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
@@ -38,8 +39,6 @@ from dlskills.optim._foreach import (
     check_unit_interval,
     dispatch,
     new_step_counter,
-    params_with_grads,
-    reject_complex,
     scalar_or_list,
     step_counts,
 )
@@ -177,7 +176,7 @@ def adabound(
     test_steps=600,
     test_tolerance=1e-3,
 )
-class AdaBound(torch.optim.Optimizer):
+class AdaBound(ZooOptimizer):
     """AdaBound (``amsbound=False``) / AMSBound (``amsbound=True``), the authors' exact rule.
 
     Args:
@@ -194,6 +193,8 @@ class AdaBound(torch.optim.Optimizer):
         fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) when the
             tensors allow and ``foreach`` is None; True requires it; False never uses it.
     """
+
+    real_only = True
 
     def __init__(
         self,
@@ -220,7 +221,6 @@ class AdaBound(torch.optim.Optimizer):
             "foreach": foreach,
             "fused": fused,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
 
     @staticmethod
@@ -239,58 +239,49 @@ class AdaBound(torch.optim.Optimizer):
         if group["gamma"] == 0:
             raise ValueError("Invalid gamma: 0 (the upper bound 1/(gamma*t) would be infinite)")
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        self._validate(group)
-        reject_complex("AdaBound", group["params"])
+    def _join(self, group: dict[str, Any]) -> None:
         if "base_lr" not in group:
             group["base_lr"] = group["lr"]
         check_positive("base_lr (the group's lr at construction)", group["base_lr"])
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            amsbound = group["amsbound"]
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state = {
+            "step": new_step_counter(),
+            "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+            "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+        }
+        if group["amsbound"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(p)
+        return state
 
-            def init_state(p: Tensor, amsbound: bool = amsbound) -> dict[str, Any]:
-                state = {
-                    "step": new_step_counter(),
-                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
-                }
-                if amsbound:
-                    state["max_exp_avg_sq"] = torch.zeros_like(p)
-                return state
-
-            params, grads, states = params_with_grads(self, group, init_state)
-            if not params:
-                continue
-            beta1, beta2 = group["betas"]
-            self.functional(
-                params,
-                grads,
-                [s["exp_avg"] for s in states],
-                [s["exp_avg_sq"] for s in states],
-                [s["max_exp_avg_sq"] for s in states] if amsbound else [],
-                step_counts(states),
-                lr=group["lr"],
-                base_lr=group["base_lr"],
-                final_lr=group["final_lr"],
-                gamma=group["gamma"],
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                amsbound=amsbound,
-                foreach=group["foreach"],
-                fused=group.get("fused"),  # absent from pre-fused checkpoints
-            )
-        return loss
+    def _update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+    ) -> None:
+        amsbound = group["amsbound"]
+        beta1, beta2 = group["betas"]
+        self.functional(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if amsbound else [],
+            step_counts(states),
+            lr=group["lr"],
+            base_lr=group["base_lr"],
+            final_lr=group["final_lr"],
+            gamma=group["gamma"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            amsbound=amsbound,
+            foreach=group["foreach"],
+            fused=group.get("fused"),  # absent from pre-fused checkpoints
+        )
 
     functional = staticmethod(adabound)
 

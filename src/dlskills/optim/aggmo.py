@@ -24,13 +24,13 @@ import torch
 from torch import Tensor
 
 from dlskills.optim import _native
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
     check_positive,
     check_unit_interval,
     dispatch,
-    params_with_grads,
 )
 from dlskills.optim._registry import register_optimizer
 
@@ -112,7 +112,7 @@ def aggmo(
     test_steps=600,
     test_tolerance=1e-3,
 )
-class AggMo(torch.optim.Optimizer):
+class AggMo(ZooOptimizer):
     """Aggregated momentum: K velocities with dampings ``betas`` averaged into one step.
 
     Args:
@@ -143,7 +143,6 @@ class AggMo(torch.optim.Optimizer):
             "foreach": foreach,
             "fused": fused,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
 
     @classmethod
@@ -169,36 +168,26 @@ class AggMo(torch.optim.Optimizer):
         check_nonnegative("weight_decay", group["weight_decay"])
         check_fused(group["foreach"], group.get("fused"))
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        count = len(group["betas"])
+        return {"momentum_buffers": torch.zeros((count, *p.shape), dtype=p.dtype, device=p.device)}
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            count = len(group["betas"])
-
-            def init_state(p: Tensor, count: int = count) -> dict[str, Any]:
-                buffers = torch.zeros((count, *p.shape), dtype=p.dtype, device=p.device)
-                return {"momentum_buffers": buffers}
-
-            params, grads, states = params_with_grads(self, group, init_state)
-            if not params:
-                continue
-            self.functional(
-                params,
-                grads,
-                [s["momentum_buffers"] for s in states],
-                lr=group["lr"],
-                betas=group["betas"],
-                weight_decay=group["weight_decay"],
-                foreach=group["foreach"],
-                fused=group.get("fused"),  # absent from pre-fused checkpoints
-            )
-        return loss
+    def _update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+    ) -> None:
+        self.functional(
+            params,
+            grads,
+            [s["momentum_buffers"] for s in states],
+            lr=group["lr"],
+            betas=group["betas"],
+            weight_decay=group["weight_decay"],
+            foreach=group["foreach"],
+            fused=group.get("fused"),  # absent from pre-fused checkpoints
+        )
 
     functional = staticmethod(aggmo)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._curvature import (
     SeededProbes,
     finite_difference_hvp,
@@ -66,7 +67,7 @@ def hutchinson_diagonal(
     test_steps=300,
     test_tolerance=1e-3,
 )
-class BeckerLeCun(SeededProbes, torch.optim.Optimizer):
+class BeckerLeCun(SeededProbes, ZooOptimizer):
     """Damped diagonal Newton with a running Hutchinson estimate of the Hessian diagonal.
 
     Args:
@@ -98,7 +99,6 @@ class BeckerLeCun(SeededProbes, torch.optim.Optimizer):
             "curvature_decay": curvature_decay,
             "weight_decay": weight_decay,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
         self.probes = probes
         self._init_probes(seed)
@@ -110,21 +110,19 @@ class BeckerLeCun(SeededProbes, torch.optim.Optimizer):
         check_unit_interval("curvature_decay", group["curvature_decay"])
         check_nonnegative("weight_decay", group["weight_decay"])
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
-
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         if closure is None:
             raise ValueError("BeckerLeCun.step needs a closure: curvature takes extra gradients")
-        params = [p for group in self.param_groups for p in group["params"]]
+        params = self.trainable()
         loss, grads = gradients_of(closure, params)
         diagonal = hutchinson_diagonal(closure, params, grads, self._generator, self.probes)
         index = 0
         for group in self.param_groups:
             decay = group["curvature_decay"]
             for p in group["params"]:
+                if not p.requires_grad:
+                    continue
                 grad, estimate = grads[index], diagonal[index]
                 index += 1
                 state = self.state[p]

@@ -52,10 +52,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_nonnegative,
     check_positive,
-    reject_complex,
     reject_sparse,
 )
 from dlskills.optim._registry import register_optimizer
@@ -177,7 +177,7 @@ def hessian_product(loss: Tensor, params: list[Tensor], vectors: list[Tensor]) -
     test_steps=100,
     test_tolerance=1e-3,
 )
-class CurveBall(torch.optim.Optimizer):
+class CurveBall(ZooOptimizer):
     """CurveBall: z ← ρz − β(Cz + g + λz), θ ← θ + lr·z with automatic ρ, β and λ.
 
     Args:
@@ -193,6 +193,8 @@ class CurveBall(torch.optim.Optimizer):
         lambda_factor: ω per step (λ changes by ω^T at most per update), in (0, 1).
     """
 
+    real_only = True
+
     def __init__(
         self,
         params: Any,
@@ -205,7 +207,6 @@ class CurveBall(torch.optim.Optimizer):
         lambda_interval: int = 5,
         lambda_factor: float = 0.999,
     ) -> None:
-        check_positive("lr", lr)
         check_nonnegative("lambd", lambd)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"Invalid momentum: {momentum!r} (must be in [0, 1])")
@@ -221,10 +222,9 @@ class CurveBall(torch.optim.Optimizer):
         self.lambda_factor = lambda_factor
         self._initial = {"lambd": float(lambd), "momentum": float(momentum), "beta": float(beta)}
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        check_positive("lr", self.param_groups[-1]["lr"])
-        reject_complex("CurveBall", self.param_groups[-1]["params"])
+    @staticmethod
+    def _validate(group: dict[str, Any]) -> None:
+        check_positive("lr", group["lr"])
 
     def _global_state(self) -> dict[str, Any]:
         state = self.state[self.param_groups[0]["params"][0]]
@@ -240,7 +240,7 @@ class CurveBall(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Tensor:
         if closure is None:
             raise ValueError("CurveBall.step needs a closure returning loss or (loss, outputs)")
-        params = [p for group in self.param_groups for p in group["params"]]
+        params = self.trainable()
         glob = self._global_state()
         adapt_lambda = self.auto_lambda and glob["curveball_step"] % self.lambda_interval == 0
         with torch.enable_grad():
@@ -274,6 +274,8 @@ class CurveBall(torch.optim.Optimizer):
             offset = 0
             for group in self.param_groups:
                 for p in group["params"]:
+                    if not p.requires_grad:
+                        continue
                     zi, di = z[offset], delta[offset]
                     offset += 1
                     zi.mul_(rho).sub_(di, alpha=beta)

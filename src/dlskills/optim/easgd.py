@@ -68,6 +68,7 @@ import torch
 from torch import Tensor
 
 from dlskills.optim import _native
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
@@ -433,7 +434,7 @@ def elastic_average_(
     test_steps=600,
     test_tolerance=1e-3,
 )
-class EASGD(torch.optim.Optimizer):
+class EASGD(ZooOptimizer):
     """Elastic averaging SGD over K simulated workers; the parameters hold the centre x̃.
 
     Args:
@@ -482,7 +483,6 @@ class EASGD(torch.optim.Optimizer):
             "foreach": foreach,
             "fused": fused,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
         self.workers = workers
         self.tau = tau
@@ -497,10 +497,6 @@ class EASGD(torch.optim.Optimizer):
         check_unit_interval("momentum", group["momentum"])
         check_nonnegative("weight_decay", group["weight_decay"])
         check_fused(group["foreach"], group.get("fused"))
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
 
     def _state(self, p: Tensor) -> dict[str, Any]:
         state = self.state[p]

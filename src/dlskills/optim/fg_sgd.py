@@ -37,7 +37,10 @@ reparametrisation and is not part of the optimizer.
 
 Update paths: ``_single_tensor_fg_sgd`` loops over tensors; ``_multi_tensor_fg_sgd`` batches all
 sphere components with the same length into one matrix (one kernel per op for the whole group)
-and the Euclidean ones through ``torch._foreach_*``.
+and the Euclidean ones through ``torch._foreach_*``; by default (``fused=None``, ``foreach=None``)
+the sphere tensors take the fused CPU kernel of ``dlskills.optim._native``, one row at a time
+while it is in cache: w and g read once, w written once, where the torch ops stream the tensor
+about twenty times a step.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlskills.optim._foreach import check_nonnegative, check_positive, dispatch
+from dlskills.optim import _native
+from dlskills.optim._base import ZooOptimizer
+from dlskills.optim._foreach import check_fused, check_nonnegative, check_positive, dispatch
 from dlskills.optim._registry import register_optimizer
 
 MANIFOLDS = ("po", "tensor")
@@ -142,17 +147,32 @@ def fg_sgd(
     weight_decay: float,
     manifold: str,
     foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> None:
-    """Functional FG-SGD over lists (sphere components must have unit norm, or be 0)."""
-    dispatch(
-        _single_tensor_fg_sgd,
-        _multi_tensor_fg_sgd,
-        (params, grads),
-        foreach,
-        lr=lr,
-        weight_decay=weight_decay,
-        manifold=manifold,
-    )
+    """Functional FG-SGD over lists (sphere components must have unit norm, or be 0). The
+    sphere tensors take the fused CPU kernel (``fused`` as in the other zoo optimizers: one
+    pass over memory instead of one per elementary op); vectors the Euclidean step."""
+    sphere = [i for i, p in enumerate(params) if p.dim() >= 2]
+    euclidean = [i for i, p in enumerate(params) if p.dim() < 2]
+    for members, native in ((sphere, _native_sphere_step), (euclidean, None)):
+        dispatch(
+            _single_tensor_fg_sgd,
+            _multi_tensor_fg_sgd,
+            ([params[i] for i in members], [grads[i] for i in members]),
+            foreach,
+            fused=fused if native is not None else False,
+            native=native,
+            lr=lr,
+            weight_decay=weight_decay,
+            manifold=manifold,
+        )
+
+
+def _native_sphere_step(
+    params: list[Tensor], grads: list[Tensor], *, lr: float, weight_decay: float, manifold: str
+) -> None:
+    del weight_decay  # the sphere has none: the step's length is the angle
+    _native.fg_sgd(params, grads, lr=lr, manifold=manifold)
 
 
 @register_optimizer(
@@ -161,13 +181,14 @@ def fg_sgd(
     aliases=("fgsgd",),
     needs_closure=False,
     supports_foreach=True,
+    supports_fused=True,
     elementwise=False,
     test_function="ill_conditioned_quadratic",
     test_kwargs={"lr": 0.05},
     test_steps=600,
     test_tolerance=1e-3,
 )
-class FGSGD(torch.optim.Optimizer):
+class FGSGD(ZooOptimizer):
     """SGD on a product of unit spheres (weights) and Euclidean spaces (vectors).
 
     Args:
@@ -178,6 +199,9 @@ class FGSGD(torch.optim.Optimizer):
             norm is fixed, so decay has no meaning there.
         foreach: True/False force the batched/for-loop path; None picks per
             ``dlskills.optim._foreach``.
+        fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) on the
+            sphere tensors when they allow and ``foreach`` is None; True requires it; False
+            never uses it.
     """
 
     def __init__(
@@ -188,14 +212,15 @@ class FGSGD(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         defaults = {
             "lr": lr,
             "manifold": manifold,
             "weight_decay": weight_decay,
             "foreach": foreach,
+            "fused": fused,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
 
     @staticmethod
@@ -204,22 +229,17 @@ class FGSGD(torch.optim.Optimizer):
         if group["manifold"] not in MANIFOLDS:
             raise ValueError(f"Invalid manifold: {group['manifold']!r} (one of {MANIFOLDS})")
         check_nonnegative("weight_decay", group["weight_decay"])
+        check_fused(group["foreach"], group.get("fused"))
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        self._validate(group)
+    def _join(self, group: dict[str, Any]) -> None:
         with torch.no_grad():  # the first renormalisation stage, before any gradient
             for p in group["params"]:
-                if p.dim() >= 2:
+                if p.dim() >= 2 and p.requires_grad:  # a frozen kernel stays as it is
                     _to_sphere_(p, group["manifold"])
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._loss_of(closure)
         for group in self.param_groups:
             params, grads = [], []
             for p in group["params"]:
@@ -244,6 +264,7 @@ class FGSGD(torch.optim.Optimizer):
                     weight_decay=group["weight_decay"],
                     manifold=group["manifold"],
                     foreach=group["foreach"],
+                    fused=group.get("fused"),  # absent from pre-fused checkpoints
                 )
         return loss
 

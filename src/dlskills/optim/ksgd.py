@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import check_nonnegative, check_positive, reject_sparse
 from dlskills.optim._registry import register_optimizer
 
@@ -79,7 +80,7 @@ def residual_jacobian(
     test_steps=20,
     test_tolerance=1e-3,
 )
-class KSGD(torch.optim.Optimizer):
+class KSGD(ZooOptimizer):
     """Kalman-filter SGD over all parameters jointly (small least-squares models).
 
     Args:
@@ -100,47 +101,52 @@ class KSGD(torch.optim.Optimizer):
         process_noise: float = 0.0,
         max_params: int = 2000,
     ) -> None:
-        check_positive("lr", lr)
         check_positive("prior_variance", prior_variance)
         check_positive("observation_noise", observation_noise)
         check_nonnegative("process_noise", process_noise)
+        self.max_params = max_params
         super().__init__(params, {"lr": lr})
-        count = sum(p.numel() for group in self.param_groups for p in group["params"])
-        if count > max_params:
-            raise ValueError(
-                f"kSGD keeps an n×n covariance (O(n²) memory, O(n²·B) time per step): "
-                f"{count} parameters exceed max_params={max_params}"
-            )
         self.prior_variance = prior_variance
         self.observation_noise = observation_noise
         self.process_noise = process_noise
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        check_positive("lr", self.param_groups[-1]["lr"])
+    @staticmethod
+    def _validate(group: dict[str, Any]) -> None:
+        check_positive("lr", group["lr"])
 
-    def _params(self) -> list[Tensor]:
-        return [p for group in self.param_groups for p in group["params"]]
+    def _join(self, group: dict[str, Any]) -> None:
+        del group
+        count = sum(p.numel() for p in self.trainable())
+        if count > self.max_params:
+            raise ValueError(
+                f"kSGD keeps an n×n covariance (O(n²) memory, O(n²·B) time per step): "
+                f"{count} parameters exceed max_params={self.max_params}"
+            )
 
     def _covariance(self, params: list[Tensor]) -> Tensor:
+        """P over ``params`` flattened in order. Parameters that joined after the first step
+        enter with the prior p₀·I, independent of the others (P grows block-diagonally);
+        half-precision parameters keep P in float32 (no half Cholesky on CPU)."""
         state = self.state[params[0]]
-        if "covariance" not in state:
-            count = sum(p.numel() for p in params)
-            state["covariance"] = self.prior_variance * torch.eye(
-                count, dtype=params[0].dtype, device=params[0].device
-            )
+        count = sum(p.numel() for p in params)
+        dtype = torch.promote_types(params[0].dtype, torch.float32)
+        known = state["covariance"] if "covariance" in state else params[0].new_empty(0, 0)
+        if known.shape[0] < count:
+            grown = self.prior_variance * torch.eye(count, dtype=dtype, device=params[0].device)
+            grown[: known.shape[0], : known.shape[0]] = known
+            state["covariance"] = grown
         return state["covariance"]
 
     @property
     def uncertainty(self) -> float:
         """trace(P): the filter's total variance about θ (p₀·n before the first step)."""
-        params = self._params()
+        params = self.trainable()
         return float(self._covariance(params).trace())
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
         if closure is None:
             raise ValueError("KSGD.step needs a closure returning the residuals (no backward)")
-        params = self._params()
+        params = self.trainable()
         with torch.enable_grad():
             residuals = closure()
             if not (isinstance(residuals, Tensor) and residuals.requires_grad):
@@ -157,8 +163,9 @@ class KSGD(torch.optim.Optimizer):
                 reject_sparse("KSGD", torch.autograd.grad(probe, params, allow_unused=True))
                 raise
         with torch.no_grad():
-            flat_residuals = residuals.detach().reshape(-1).to(jacobian.dtype)
             covariance = self._covariance(params)
+            jacobian = jacobian.to(covariance.dtype)
+            flat_residuals = residuals.detach().reshape(-1).to(covariance.dtype)
             pj = covariance @ jacobian.T  # P Jᵀ, (n × B)
             innovation = jacobian @ pj
             innovation.diagonal().add_(self.observation_noise)
@@ -173,7 +180,8 @@ class KSGD(torch.optim.Optimizer):
             offset = 0
             for group in self.param_groups:
                 for p in group["params"]:
-                    n = p.numel()
-                    p.sub_(correction[offset : offset + n].view_as(p), alpha=group["lr"])
-                    offset += n
+                    if p.requires_grad:
+                        n = p.numel()
+                        p.sub_(correction[offset : offset + n].view_as(p), alpha=group["lr"])
+                        offset += n
         return 0.5 * flat_residuals.square().mean()

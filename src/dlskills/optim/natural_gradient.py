@@ -51,6 +51,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_nonnegative,
     check_positive,
@@ -121,8 +122,10 @@ def empirical_fisher(loss: Tensor, outputs: Tensor, params: list[Tensor]) -> Ten
 def _solve(matrix: Tensor, rhs: Tensor) -> Tensor:
     # LU solve, not lstsq: lstsq's result depends on memory alignment in the last bits, which
     # would break bit-identical resumption from a checkpoint
+    # half-precision parameters solve in float32 (no half LU on CPU)
+    work = torch.promote_types(rhs.dtype, torch.float32)
     try:
-        return torch.linalg.solve(matrix, rhs)
+        return torch.linalg.solve(matrix.to(work), rhs.to(work)).to(rhs.dtype)
     except torch.linalg.LinAlgError as exc:
         raise ValueError("the damped Fisher is singular: use damping > 0") from exc
 
@@ -158,7 +161,7 @@ class _LinearRecorder:
     test_steps=100,
     test_tolerance=1e-3,
 )
-class NaturalGradient(torch.optim.Optimizer):
+class NaturalGradient(ZooOptimizer):
     """Damped natural gradient with an exact, empirical or Kronecker-factored Fisher.
 
     Args:
@@ -181,14 +184,13 @@ class NaturalGradient(torch.optim.Optimizer):
         fisher_decay: float = 0.0,
         max_params: int = 4096,
     ) -> None:
-        check_positive("lr", lr)
         check_nonnegative("damping", damping)
         check_unit_interval("fisher_decay", fisher_decay)
         if fisher not in _FISHERS:
             raise ValueError(f"Invalid fisher: {fisher!r} (must be one of {', '.join(_FISHERS)})")
         super().__init__(params, {"lr": lr})
         self.damping, self.fisher, self.fisher_decay = damping, fisher, fisher_decay
-        params_list = [p for group in self.param_groups for p in group["params"]]
+        params_list = self.trainable()
         count = sum(p.numel() for p in params_list)
         if fisher == "kfac":
             if model is None:
@@ -210,9 +212,9 @@ class NaturalGradient(torch.optim.Optimizer):
                 f"max_params={max_params} (use fisher='kfac' or raise max_params)"
             )
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        check_positive("lr", self.param_groups[-1]["lr"])
+    @staticmethod
+    def _validate(group: dict[str, Any]) -> None:
+        check_positive("lr", group["lr"])
 
     def remove_hooks(self) -> None:
         """Detach K-FAC's forward hooks from the model (the optimizer cannot step afterwards)."""
@@ -236,7 +238,7 @@ class NaturalGradient(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Tensor:
         if closure is None:
             raise ValueError("NaturalGradient.step needs a closure returning (loss, outputs)")
-        params = [p for group in self.param_groups for p in group["params"]]
+        params = self.trainable()
         with torch.enable_grad():
             result = closure()
             if not (isinstance(result, tuple | list) and len(result) == 2):
@@ -257,8 +259,9 @@ class NaturalGradient(torch.optim.Optimizer):
             offset = 0
             for group in self.param_groups:
                 for p in group["params"]:
-                    p.sub_(directions[offset], alpha=group["lr"])
-                    offset += 1
+                    if p.requires_grad:
+                        p.sub_(directions[offset], alpha=group["lr"])
+                        offset += 1
         return loss.detach()
 
     def _full_directions(

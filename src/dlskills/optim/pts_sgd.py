@@ -28,13 +28,13 @@ import torch
 from torch import Tensor
 
 from dlskills.optim import _native
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
     check_positive,
     dispatch,
     new_step_counter,
-    params_with_grads,
     step_counts,
 )
 from dlskills.optim._registry import register_optimizer
@@ -129,7 +129,7 @@ def pts_sgd(
     test_steps=600,
     test_tolerance=1e-3,
 )
-class PTSSGD(torch.optim.Optimizer):
+class PTSSGD(ZooOptimizer):
     """SGD on the average of the last ``window`` gradients (past time-smoothed gradients).
 
     Args:
@@ -162,7 +162,6 @@ class PTSSGD(torch.optim.Optimizer):
             "foreach": foreach,
             "fused": fused,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
 
     @staticmethod
@@ -176,41 +175,31 @@ class PTSSGD(torch.optim.Optimizer):
         check_nonnegative("weight_decay", group["weight_decay"])
         check_fused(group["foreach"], group.get("fused"))
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "step": new_step_counter(),
+            "window": torch.zeros((group["window"], *p.shape), dtype=p.dtype, device=p.device),
+            "grad_sum": torch.zeros_like(p, memory_format=torch.preserve_format),
+        }
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            size = group["window"]
-
-            def init_state(p: Tensor, size: int = size) -> dict[str, Any]:
-                return {
-                    "step": new_step_counter(),
-                    "window": torch.zeros((size, *p.shape), dtype=p.dtype, device=p.device),
-                    "grad_sum": torch.zeros_like(p, memory_format=torch.preserve_format),
-                }
-
-            params, grads, states = params_with_grads(self, group, init_state)
-            if not params:
-                continue
-            self.functional(
-                params,
-                grads,
-                [s["window"] for s in states],
-                [s["grad_sum"] for s in states],
-                step_counts(states),
-                lr=group["lr"],
-                alpha=group["alpha"],
-                weight_decay=group["weight_decay"],
-                foreach=group["foreach"],
-                fused=group.get("fused"),  # absent from pre-fused checkpoints
-            )
-        return loss
+    def _update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+    ) -> None:
+        self.functional(
+            params,
+            grads,
+            [s["window"] for s in states],
+            [s["grad_sum"] for s in states],
+            step_counts(states),
+            lr=group["lr"],
+            alpha=group["alpha"],
+            weight_decay=group["weight_decay"],
+            foreach=group["foreach"],
+            fused=group.get("fused"),  # absent from pre-fused checkpoints
+        )
 
     functional = staticmethod(pts_sgd)

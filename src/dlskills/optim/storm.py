@@ -34,12 +34,12 @@ import torch
 from torch import Tensor
 
 from dlskills.optim import _native
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import (
     check_fused,
     check_nonnegative,
     check_positive,
     dispatch,
-    reject_complex,
 )
 from dlskills.optim._registry import register_optimizer
 
@@ -145,7 +145,7 @@ def storm(
     test_steps=600,
     test_tolerance=1e-3,
 )
-class STORM(torch.optim.Optimizer):
+class STORM(ZooOptimizer):
     """STORM with the authors' per-coordinate rule; ``step(closure)`` evaluates the closure at
     the current and at the previous iterate (see the module docstring for the closure contract).
 
@@ -160,6 +160,8 @@ class STORM(torch.optim.Optimizer):
         fused: None (default) runs the fused CPU kernel (``dlskills.optim._native``) when the
             tensors allow and ``foreach`` is None; True requires it; False never uses it.
     """
+
+    real_only = True
 
     def __init__(
         self,
@@ -180,7 +182,6 @@ class STORM(torch.optim.Optimizer):
             "foreach": foreach,
             "fused": fused,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
         self._spares: dict[Tensor, Tensor] = {}
 
@@ -191,11 +192,6 @@ class STORM(torch.optim.Optimizer):
         check_nonnegative("c", group["c"])
         check_positive("g_max", group["g_max"])
         check_fused(group["foreach"], group.get("fused"))
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
-        reject_complex("STORM", self.param_groups[-1]["params"])
 
     def _spare(self, p: Tensor) -> Tensor:
         """A parameter-sized scratch buffer, kept across steps (not part of the state)."""

@@ -50,13 +50,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._curvature import (
     SeededProbes,
     finite_difference_hvp,
     gradients_of,
     rademacher_like,
 )
-from dlskills.optim._foreach import check_positive, reject_complex, reject_sparse
+from dlskills.optim._foreach import check_positive, reject_sparse
 from dlskills.optim._registry import register_optimizer
 
 
@@ -84,7 +85,7 @@ def _sample(
     test_steps=500,
     test_tolerance=1e-3,
 )
-class VSGD(SeededProbes, torch.optim.Optimizer):
+class VSGD(SeededProbes, ZooOptimizer):
     """vSGD-l: element-wise adaptive learning rates and memory, no rate to tune.
 
     Args:
@@ -97,6 +98,8 @@ class VSGD(SeededProbes, torch.optim.Optimizer):
         eps: ε > 0 of the authors' code (added to v̄ every step, to h̄ in the rate, to τ).
         seed: seed of the curvature probes.
     """
+
+    real_only = True
 
     def __init__(
         self,
@@ -122,7 +125,6 @@ class VSGD(SeededProbes, torch.optim.Optimizer):
         if init_memory < 1:
             raise ValueError(f"Invalid init_memory: {init_memory!r} (must be >= 1)")
         check_positive("eps", eps)
-        check_positive("lr", lr)
         super().__init__(params, {"lr": lr})
         self.init_samples = init_samples
         self.variance_scale = variance_scale
@@ -130,10 +132,9 @@ class VSGD(SeededProbes, torch.optim.Optimizer):
         self.eps = eps
         self._init_probes(seed)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        check_positive("lr", self.param_groups[-1]["lr"])
-        reject_complex("VSGD", self.param_groups[-1]["params"])
+    @staticmethod
+    def _validate(group: dict[str, Any]) -> None:
+        check_positive("lr", group["lr"])
 
     def _gather(self, params: list[Tensor], grads: list[Tensor], curvatures: list) -> None:
         """One initialisation sample: sums of g, g², h; the means after the n0-th."""
@@ -158,17 +159,22 @@ class VSGD(SeededProbes, torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         if closure is None:
             raise ValueError("VSGD.step needs a closure: curvature takes extra gradients")
-        params = [p for group in self.param_groups for p in group["params"]]
+        params = self.trainable()
         loss, grads, curvatures = _sample(closure, params, self._generator)
-        if "memory" not in self.state[params[0]]:
-            self._gather(params, grads, curvatures)
-            return loss
+        samples = {id(p): (g, h) for p, g, h in zip(params, grads, curvatures)}
+        # a parameter gathers its first init_samples samples (one that joined later too), then
+        # updates
+        fresh = [i for i, p in enumerate(params) if "memory" not in self.state[p]]
+        self._gather(
+            [params[i] for i in fresh], [grads[i] for i in fresh], [curvatures[i] for i in fresh]
+        )
+        fresh_ids = {id(params[i]) for i in fresh}
         eps = self.eps
-        index = 0
         for group in self.param_groups:
             for p in group["params"]:
-                state, g, h = self.state[p], grads[index], curvatures[index]
-                index += 1
+                if id(p) not in samples or id(p) in fresh_ids:
+                    continue
+                state, (g, h) = self.state[p], samples[id(p)]
                 state["step"] += 1
                 fraction = state["memory"].reciprocal()
                 keep = 1.0 - fraction

@@ -62,6 +62,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dlskills.optim._base import ZooOptimizer
 from dlskills.optim._foreach import check_nonnegative, check_positive, check_unit_interval, dispatch
 from dlskills.optim._registry import register_optimizer
 
@@ -134,7 +135,7 @@ def _squared_norm(tensors: list[Tensor]) -> float:
     test_steps=600,
     test_tolerance=1e-3,
 )
-class YellowFin(torch.optim.Optimizer):
+class YellowFin(ZooOptimizer):
     """Momentum SGD with YellowFin's automatic lr and momentum tuning (the authors' rule).
 
     Args:
@@ -200,7 +201,6 @@ class YellowFin(torch.optim.Optimizer):
             "lr_factor": lr_factor,
             "foreach": foreach,
         }
-        self._validate(defaults)
         super().__init__(params, defaults)
         self.beta = beta
         self.curvature_window = curvature_window
@@ -217,10 +217,6 @@ class YellowFin(torch.optim.Optimizer):
     def _validate(group: dict[str, Any]) -> None:
         check_nonnegative("weight_decay", group["weight_decay"])
         check_positive("lr_factor", group["lr_factor"])
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._validate(self.param_groups[-1])
 
     def _tuner_state(self) -> dict[str, Any]:
         """The global statistics, kept in the first parameter's state (checkpointed with it)."""
@@ -247,10 +243,7 @@ class YellowFin(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._loss_of(closure)
         tuner = self._tuner_state()
         grouped = []
         for group in self.param_groups:
