@@ -12,7 +12,10 @@ rule in dlskills.optim._foreach), the forced for-loop and foreach paths, and, wi
 ``compile_step`` (compile time printed apart; steady state measured after warm-up).
 
 Targets (issue 3): element-wise zoo default ≤ 1.3× Adam(foreach) and ≥ 2× faster than the peer;
-compile_step ≤ 1.5× Adam(fused).
+compile_step ≤ 1.5× Adam(fused). Issue 14: every zoo step within 1.2× of its own memory-traffic
+bound — the parameter-sized passes its rule must read or write (``PASSES``) × 4 B × n ÷ the
+bandwidth of an in-place add of n floats timed in the same rounds (column "× bound", passes in
+brackets).
 
     python benchmarks/optim_step.py [--rounds 15] [--shapes resnet18 small large]
                                     [--compile adabound aggmo] [--threads N] [--png FILE]
@@ -59,6 +62,24 @@ ZOO: dict[str, dict[str, Any]] = {
     # with one Adam step (K workers cost K local steps)
     "easgd": {"lr": 1e-3, "workers": 1},
 }
+
+
+#: parameter-sized float32 passes one step must make at the least: each tensor of the rule read
+#: or written once. The memory-traffic bound of a step is passes × 4 B × n ÷ bandwidth, the
+#: bandwidth measured in the same rounds by an in-place add of n floats (x ← x + y/2: 3 passes).
+#: In place, as the optimizers write: a copy into another buffer also reads its destination
+#: before writing it (read for ownership), and measured 2/3 of this bandwidth here.
+PASSES: dict[str, int] = {
+    "torch": 7,  # Adam: θ, g, m, v read; θ, m, v written
+    "adabound": 7,  # Adam's tensors; the clip of the step is arithmetic
+    "amsbound": 9,  # + the running maximum of v, read and written
+    "aggmo": 9,  # θ, g and the K = 3 velocities read; θ and the velocities written
+    "pts_sgd": 7,  # θ, g, the expiring slot, the sum read; θ, the slot (now g_t), the sum written
+    "storm": 9,  # θ, g, g at θ_{t-1}, d, G read; θ, θ_t kept for the next step, d, G written
+    "fg_sgd": 3,  # θ, g read, θ written: row norms and tangent products while a row is in cache
+    "easgd": 5,  # centre, worker, g read; centre, worker written (one worker, τ = 1)
+}
+BANDWIDTH = "in-place add (3 passes)"
 
 
 def _peers() -> dict[str, list[tuple[str, Callable[[list[torch.Tensor]], Any]]]]:
@@ -129,6 +150,8 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
         group_of[label] = group
         return optimizer
 
+    source, target = torch.randn(numel), torch.randn(numel)
+    candidates[BANDWIDTH] = lambda: target.add_(source, alpha=0.5)
     add("torch Adam(foreach)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True))
     add("torch Adam(fused)", lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True))
     add("torch Adam(for-loop)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False))
@@ -166,18 +189,25 @@ def bench_shape(shape_name: str, args: argparse.Namespace) -> dict[str, float]:
             progress.advance(f"{len(candidates)} candidates")
     median = {label: statistics.median(t) for label, t in times.items()}
     adam_foreach, adam_fused = median["torch Adam(foreach)"], median["torch Adam(fused)"]
-    print("| candidate | median ms | × Adam(foreach) | × Adam(fused) | peer ÷ this |")
-    print("|---|---:|---:|---:|---:|")
+    add_seconds = median.pop(BANDWIDTH)
+    print(
+        f"bandwidth: {3 * 4 * numel / add_seconds / 1e9:.1f} GB/s (an in-place add of the "
+        f"{numel:,} floats in {add_seconds * 1e3:.2f} ms); bound = passes / 3 × that add"
+    )
+    print("| candidate | median ms | × Adam(foreach) | × Adam(fused) | peer ÷ this | × bound |")
+    print("|---|---:|---:|---:|---:|---:|")
     for label, value in median.items():
         peer_ratio = ""
         name = label.split()[0]
+        passes = PASSES.get(name) if not label.startswith(" ") else None
+        bound = f"{value / (passes / 3 * add_seconds):.2f} ({passes})" if passes else ""
         peer_labels = [k for k, g in group_of.items() if g == f"peer:{name}"]
         if group_of.get(label) == name and peer_labels:
             fastest_peer = min(median[k] for k in peer_labels)
             peer_ratio = f"{fastest_peer / value:.2f}"
         print(
             f"| {label} | {value * 1e3:.2f} | {value / adam_foreach:.2f} | "
-            f"{value / adam_fused:.2f} | {peer_ratio} |"
+            f"{value / adam_fused:.2f} | {peer_ratio} | {bound} |"
         )
     for name, (seconds, stats) in compiled.items():
         print(
