@@ -57,9 +57,7 @@ def confusion_at_init(depth: int, width: int, seed: int) -> tuple[float, float]:
     torch.manual_seed(seed)
     model = mlp([width] * depth, din=DIM, dout=10)
     gaussian_init(HE_GAIN)(model)
-    result = gradient_confusion(
-        model, [probe_data()], nn.CrossEntropyLoss(), num_examples=EXAMPLES
-    )
+    result = gradient_confusion(model, [probe_data()], nn.CrossEntropyLoss(), num_examples=EXAMPLES)
     return result.quantiles()["q05"], result.min_cosine
 
 
@@ -86,9 +84,7 @@ def plot_confusion(sweeps: dict[str, dict[int, list[tuple[float, float]]]], path
 @register(CATALOG_ID, fast="partial")
 def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=None) -> Result:
     """Width and depth sweeps of gradient confusion at initialisation."""
-    run = Run(
-        CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(10)}
-    )
+    run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(10)})
     sweeps = {
         "width": {w: [confusion_at_init(2, w, s) for s in run.seeds] for w in WIDTHS},
         "depth": {d: [confusion_at_init(d, 64, s) for s in run.seeds] for d in DEPTHS},

@@ -44,8 +44,7 @@ def train_ensemble(seed: int, lam: float, epochs: int):
     x, y, x_test, y_test = digits_tensors(seed, image=False)
     torch.manual_seed(seed)
     ensemble = Ensemble(
-        nn.Sequential(nn.Linear(64, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10))
-        for _ in range(MEMBERS)
+        nn.Sequential(nn.Linear(64, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10)) for _ in range(MEMBERS)
     )
     modular = ModularLoss(lam)
     loader = DataLoader(
@@ -78,7 +77,6 @@ def plot_lambda(lams, stats: dict[float, list], seeds, path) -> None:
         values = torch.tensor([[100 * getattr(s, key) for s in stats[lam]] for lam in lams])
         left.errorbar(lams, values.mean(1), yerr=values.std(1), marker="o", capsize=3,
                       label=name)  # fmt: skip
-    left.set_yscale("log")
     label_axes(left, "λ", "test error (%)", title="error")
     legend(left, title=f"mean ± std, {len(seeds)} seeds")
     values = torch.tensor([[s.ambiguity for s in stats[lam]] for lam in lams])

@@ -34,9 +34,7 @@ ARMS = {
 def plot_layerwise(accuracy: dict[str, list[float]], fraction: float, seeds, path) -> None:
     from dlskills._plot import label_axes, legend, name_ticks, new_figure, save_figure
 
-    fig, ax = new_figure(
-        title="Layer-wise + fusion vs end to end (digits, 3 × 128 MLP)"
-    )
+    fig, ax = new_figure(title="Layer-wise + fusion vs end to end (digits, 3 × 128 MLP)")
     names = list(ARMS)
     for index, name in enumerate(names):
         values = accuracy[name]
@@ -66,9 +64,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     per_step = measured.parameters_per_step
     fraction = per_step["layerwise"] / per_step["end_to_end"]
     gap = [e - s for e, s in zip(accuracy["end_to_end"], accuracy["layerwise"])]
-    run.figure(
-        "layerwise.png", lambda path: plot_layerwise(accuracy, fraction, run.seeds, path)
-    )
+    run.figure("layerwise.png", lambda path: plot_layerwise(accuracy, fraction, run.seeds, path))
 
     def row(name: str, values: list[float]) -> Measured:
         return Measured.over_seeds(name, "%", values, run.seeds)

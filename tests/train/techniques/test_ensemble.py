@@ -76,7 +76,9 @@ def test_lambda_zero_in_the_trainer_trains_each_member_as_if_alone():
     modular = ModularLoss(0.0)
     # the mean over M members scales each member's gradient by 1/M: lr·M gives the same step
     optimizer = torch.optim.SGD(ensemble.parameters(), lr=0.2)
-    Trainer(ensemble, optimizer, modular.loss_fn, _loader(), callbacks=[modular], max_epochs=2).fit()
+    Trainer(
+        ensemble, optimizer, modular.loss_fn, _loader(), callbacks=[modular], max_epochs=2
+    ).fit()
     reference = torch.optim.SGD(alone.parameters(), lr=0.1)
     for _ in range(2):
         for x, y in _loader():

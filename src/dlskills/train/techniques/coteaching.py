@@ -73,9 +73,9 @@ def coteaching_loss(first: Tensor, second: Tensor, targets: Tensor, keep: int) -
 
 @register_callback("coteaching", catalog_id="1905.07202")
 class CoTeaching(Callback):
-    """Co-teaching of a two-member ``Ensemble``: pass ``coteaching.loss_fn`` as the Trainer's ``loss_fn``
-    and the callback itself in ``callbacks``. ``forget_rate`` τ is the fraction of each batch
-    dropped once the ramp of ``ramp_epochs`` T_k epochs is over (see the module docstring)."""
+    """Co-teaching of a two-member ``Ensemble``: pass ``coteaching.loss_fn`` as the Trainer's
+    ``loss_fn`` and the callback itself in ``callbacks``. ``forget_rate`` τ is the fraction of
+    each batch dropped once the ramp of ``ramp_epochs`` T_k epochs is over (module docstring)."""
 
     def __init__(self, forget_rate: float, *, ramp_epochs: int = 10) -> None:
         if not 0.0 <= forget_rate < 1.0:

@@ -9,7 +9,8 @@ the normalised geometric mean, the combiner under which the cross-entropy decomp
     CE(p̄, y) = (1/M) Σ_i CE(p_i, y) − A,      A = (1/M) Σ_i KL(p̄ ‖ p_i) = −log Z ≥ 0
 
 (Z = Σ_c Π_i p_ic^(1/M) ≤ 1 is the normaliser of the geometric mean; A, the ambiguity, is how
-much the members disagree and does not depend on the label). The modular loss trades the two ends off with λ:
+much the members disagree and does not depend on the label). The modular loss trades the two
+ends off with λ:
 
     L_λ = λ · CE(p̄, y) + (1 − λ) · (1/M) Σ_i CE(p_i, y)  =  (1/M) Σ_i CE(p_i, y) − λ·A
 
