@@ -29,9 +29,9 @@ CATALOG_ID = "1905.07202"
 CLAIM = Claim(
     text="Under heavy label noise, co-teaching (two networks selecting likely-clean, small-loss "
     "samples for each other) trains better models than plain training on the noisy labels.",
-    value="co-teaching above plain training at 40 % injected noise (detection mAP; Han et al.: "
-    "+10 to +20 accuracy points at 45-50 % noise)",
-    source="Chadwick & Newman §IV, Tables; Han et al. 2018 Table 3",
+    value="co-teaching above plain training at 40 % injected noise (the reading list's check; "
+    "Han et al. report gains of tens of accuracy points at 45-50 % noise)",
+    source="Chadwick & Newman, experiments; Han et al. 2018, experiments",
 )
 NOISE = 0.4
 CLASSES = 10
@@ -158,7 +158,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
                 "gain of co-teaching",
                 ">=",
                 5.0,
-                "the paper's 'beats plain training' as a clear margin (Han et al.: 10-20 points)",
+                "the paper's 'beats plain training' as a clear margin (Han et al.: tens of points)",
             ),
             Threshold("smallest gain over the seeds", ">", 0.0, "on every seed, not on average"),
         ],

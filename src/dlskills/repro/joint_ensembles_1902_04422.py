@@ -30,7 +30,8 @@ CLAIM = Claim(
     "they become poor, and the ensemble generalises worse than independently trained members "
     "(λ = 0).",
     value="member error rises sharply as λ -> 1; ensemble test error above independent training",
-    source="Sec. 5, Figs. 3-5",
+    source="Abstract and experiments (v3: 'To Ensemble or Not Ensemble: When does End-To-End "
+    "Training Fail?', ECML 2020: over-parameterised members cannot be trained jointly)",
 )
 MEMBERS, WIDTH = 4, 16
 
