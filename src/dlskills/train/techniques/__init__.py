@@ -4,7 +4,8 @@ schedule and warm-up are ``dlskills.optim.schedules.build_schedule``) and the la
 check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``); decoupled
 training with delayed gradients (catalog 1906.09108, ``decoupled``); the consensus-of-models
 prediction filter (catalog 1901.06566, ``consensus``); layer-wise training then fusion (catalog
-1905.07490, ``layerwise``)."""
+1905.07490, ``layerwise``); ensembles trained with the modular loss (catalog 1902.04422,
+``ensemble``); co-teaching under label noise (catalog 1905.07202, ``coteaching``)."""
 
 from dlskills.train.techniques.consensus import (
     ConsensusFilter,
@@ -12,12 +13,27 @@ from dlskills.train.techniques.consensus import (
     ConsensusReport,
     consensus_report,
 )
+from dlskills.train.techniques.coteaching import (
+    CoTeaching,
+    coteaching_loss,
+    noisy_labels,
+    small_loss_selection,
+)
 from dlskills.train.techniques.decoupled import (
     DecoupledArm,
     DelayedGradientTrainer,
     decoupled_check,
     plot_decoupled,
     split_sequential,
+)
+from dlskills.train.techniques.ensemble import (
+    Ensemble,
+    EnsembleStatistics,
+    ModularLoss,
+    combine,
+    ensemble_of,
+    ensemble_statistics,
+    modular_loss,
 )
 from dlskills.train.techniques.label_smoothing import (
     LabelSmoothingCrossEntropy,
@@ -45,25 +61,36 @@ from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
 
 __all__ = [
     "ArmResult",
+    "CoTeaching",
     "ConsensusFilter",
     "ConsensusPrediction",
     "ConsensusReport",
     "DecoupledArm",
     "DelayedGradientTrainer",
+    "Ensemble",
+    "EnsembleStatistics",
     "LabelSmoothingCrossEntropy",
     "LargeBatchResult",
     "LayerwiseResult",
     "MixedBatch",
     "Mixup",
+    "ModularLoss",
+    "combine",
     "consensus_report",
+    "coteaching_loss",
     "decoupled_check",
+    "ensemble_of",
+    "ensemble_statistics",
     "large_batch_check",
     "layerwise_check",
     "mixup_batch",
     "mixup_detection",
+    "modular_loss",
+    "noisy_labels",
     "param_groups_no_bias_decay",
     "plot_decoupled",
     "sample_lambda",
+    "small_loss_selection",
     "smooth_targets",
     "soft_cross_entropy",
     "split_sequential",
