@@ -75,9 +75,13 @@ PASSES: dict[str, int] = {
     "amsbound": 9,  # + the running maximum of v, read and written
     "aggmo": 9,  # θ, g and the K = 3 velocities read; θ and the velocities written
     "pts_sgd": 7,  # θ, g, the expiring slot, the sum read; θ, the slot (now g_t), the sum written
-    "storm": 9,  # θ, g, g at θ_{t-1}, d, G read; θ, θ_t kept for the next step, d, G written
+    # the update reads g, g_prev, d, G and writes d, G; the closure at θ_{t-1} needs θ_t parked
+    # and put back (4), θ_{t+1} written from θ_t (2), ‖g‖ for the clip (1): docs/optimizers.md
+    "storm": 13,
     "fg_sgd": 3,  # θ, g read, θ written: row norms and tangent products while a row is in cache
-    "easgd": 5,  # centre, worker, g read; centre, worker written (one worker, τ = 1)
+    # one worker: the centre parked and the worker loaded for its gradient, its exchange and
+    # local step, stored back and the centre restored (docs/optimizers.md, "How EASGD got there")
+    "easgd": 9,
 }
 BANDWIDTH = "in-place add (3 passes)"
 
