@@ -172,8 +172,16 @@ def _run_shell(example: Example) -> None:
     tolerance = float(options.get("tol", 0))
     expected_status = int(options.get("exit", 0))
     timeout = float(options.get("timeout", 300))
-    for command, expected in _commands(language, str(source)):
-        command = _at_scale(command.replace(".venv/bin/", ""), options, append=True)
+    source = str(source)
+    # substitutions apply to the block (each OLD somewhere in it); appended arguments to every
+    # command
+    substituted = "->" in options.get("small", "")
+    if substituted:
+        source = _at_scale(source, options, append=False)
+    for command, expected in _commands(language, source):
+        command = command.replace(".venv/bin/", "")
+        if not substituted:
+            command = _at_scale(command, options, append=True)
         completed = subprocess.run(
             ["bash", "-c", command],
             cwd=folder,
