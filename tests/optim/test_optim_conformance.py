@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from dlskills.optim import OPTIMIZERS
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 
 NAMES = OPTIMIZERS.names()
 SHAPES = [(3,), (4, 5), (2, 3, 2), (6,)]

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "optimizers":
         optimizers = parse_optimizers(args.optimizers, args.lr)
         from dlskills.optim import OPTIMIZERS
-        from dlskills.optim.test_functions import plot_trajectories
+        from dlskills.bench.surfaces import plot_trajectories
 
         for name in optimizers:
             OPTIMIZERS.entry(name)  # unknown names fail here with a did-you-mean hint
