@@ -23,8 +23,15 @@ def _band(ax: Any, steps: list, mean: list, std: list, label: str, color: Any) -
 
 def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> Path:
     """The three-panel figure of one problem's results section (see ``run_benchmark``)."""
-    from dlskills._plot import label_axes, legend, new_figure, percent_axis, save_figure
-    from dlskills._plot import threshold_line
+    from dlskills._plot import (
+        label_axes,
+        legend,
+        new_figure,
+        percent_axis,
+        pyplot,
+        save_figure,
+        threshold_line,
+    )
 
     fig, axes = new_figure(
         1,
@@ -35,7 +42,7 @@ def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> P
     )
     curves, losses, sensitivity = axes[0]
     percent = "accuracy" in problem.metric
-    colors = iter(__import__("matplotlib").colormaps["tab10"].colors * 3)
+    colors = iter(pyplot().get_cmap("tab10").colors * 3)
     for name, s in section["optimizers"].items():
         if "skipped" in s:
             continue

@@ -123,7 +123,7 @@ def search_points(space: dict[str, tuple[float, float, str]], budget: int) -> li
         for name, u in zip(names, row):
             low, high, scale = space[name]
             value = math.exp(math.log(low) + float(u) * (math.log(high) - math.log(low)))
-            point[name] = int(round(value)) if scale == "int" else float(f"{value:.4g}")
+            point[name] = round(value) if scale == "int" else float(f"{value:.4g}")
         points.append(point)
     return points
 
