@@ -36,13 +36,14 @@ def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> P
     fig, axes = new_figure(
         1,
         3,
-        size=(4.6, 3.6),
+        size=(5.2, 4.2),
         title=f"{problem.name}: {problem.description}, "
         f"{problem.steps} steps (tuned setting, mean ± std over seeds)",
     )
     curves, losses, sensitivity = axes[0]
     percent = "accuracy" in problem.metric
-    colors = iter(pyplot().get_cmap("tab10").colors * 3)
+    palette = pyplot().get_cmap("tab20").colors  # dark shades first, then the light ones
+    colors = iter((palette[::2] + palette[1::2]) * 2)
     for name, s in section["optimizers"].items():
         if "skipped" in s:
             continue

@@ -449,7 +449,12 @@ def summary_table(results: dict) -> str:
             setting = ", ".join(f"{k}={v:g}" for k, v in (s["best_hparams"] or {}).items())
             mean = _format_metric(s["test_mean"], percent)
             std = _format_metric(s["test_std"], percent)
-            cell = f"{metric} {mean} ± {std}" if s["test_mean"] is not None else "diverged"
+            if s["test_mean"] is not None:
+                cell = f"{metric} {mean} ± {std}"
+            elif "error" in s["status"]:
+                cell = "error: " + "; ".join(s["messages"])[:120]
+            else:
+                cell = "diverged"
             if s["diverged"] and s["test_mean"] is not None:
                 cell += f" ({s['diverged']} of {seeds} diverged)"
             target = s["steps_to_target_median"]
