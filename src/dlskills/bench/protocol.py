@@ -232,7 +232,9 @@ def run_trial(problem: Problem, optimizer: str, hparams: dict[str, Any], seed: i
             if (step % problem.eval_every == 0 or step == problem.steps) and not evaluate(step):
                 record.update(status="diverged", message=f"non-finite metric at step {step}")
                 break
-    except (ValueError, RuntimeError, torch.linalg.LinAlgError) as exc:
+    except ArithmeticError as exc:  # an overflow inside the optimizer's own arithmetic
+        record.update(status="diverged", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    except (ValueError, RuntimeError) as exc:  # e.g. a singular solve (LinAlgError)
         record.update(status="error", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
     record["seconds"] = round(seconds, 4)
     if record["status"] == "ok":
@@ -333,7 +335,7 @@ def summarise(problem: Problem, tuning: list[dict], finals: list[dict]) -> dict:
 
 
 def _resolve(names: Sequence[str] | None, default: Sequence[str], resolve: Callable) -> list:
-    chosen = [n.strip() for n in (names or default) if n.strip()]
+    chosen = [n.strip() for n in (default if names is None else names) if n.strip()]
     if not chosen:
         raise ValueError("the list is empty")
     resolved = {}
