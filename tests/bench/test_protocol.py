@@ -173,3 +173,28 @@ def test_a_killed_benchmark_resumes_without_rerunning_finished_trials(tmp_path):
     assert summary["seeds"] == [0, 1] and summary["test_mean"] is not None
     assert (out / "results.json").exists() and (out / "summary.md").exists()
     assert math.isfinite(summary["test_mean"])
+
+
+def test_tables_show_percent_mean_std_and_steps_to_target():
+    problem = problems.get("digits_mlp")
+    finals = [_record(0.95, 0.90, 20), _record(0.9, 0.96, 10, 3.0)]
+    summary = protocol.summarise(problem, finals, finals)
+    summary["space"] = {"lr": [1e-4, 1.0, "log"]}
+    results = {
+        "protocol": {"budget": 2, "seeds": 2},
+        "problems": {
+            "digits_mlp": {
+                "metric": "test accuracy",
+                "target": 0.96,
+                "optimizers": {"adam": summary, "ksgd": {"skipped": "needs a 'residuals' closure"}},
+            }
+        },
+    }
+    long = protocol.summary_table(results).splitlines()
+    assert (
+        long[2] == "| digits_mlp | adam | lr=0.1 | test accuracy % 93.0 ± 3.0 | 15 (2/2) | 2.00 |"
+    )
+    assert long[3].startswith("| digits_mlp | ksgd | — | skipped: needs a 'residuals' closure")
+    compact = protocol.compact_table(results).splitlines()
+    assert compact[0] == "| optimizer | digits_mlp (test accuracy, target 96.0) |"
+    assert compact[2:] == ["| adam | 93.0 ± 3.0 (15) |", "| ksgd | skipped |"]

@@ -417,7 +417,8 @@ def run_benchmark(
         if figures:
             plot_problem(problem, section, out / f"{problem.name}.png")
     atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "summary.md", summary_table(results) + "\n")
+    tables = summary_table(results) + "\n\n" + compact_table(results)
+    atomic_write_text(out / "summary.md", tables + "\n")
     return results
 
 
@@ -469,4 +470,39 @@ def summary_table(results: dict) -> str:
             lines.append(
                 f"| {name} | {optimizer} | {setting or '—'} | {cell} | {steps} | {seconds} |"
             )
+    return "\n".join(lines)
+
+
+def compact_table(results: dict) -> str:
+    """Optimizers × problems: each cell the final test metric's mean ± std over seeds (accuracy
+    in percent) and the median steps to the target (— when no seed reaches it)."""
+    names = list(results["problems"])
+    optimizers = list(
+        dict.fromkeys(o for section in results["problems"].values() for o in section["optimizers"])
+    )
+    header = []
+    for name in names:
+        section = results["problems"][name]
+        target = _format_metric(section["target"], "accuracy" in section["metric"])
+        header.append(f"{name} ({section['metric']}, target {target})")
+    lines = ["| optimizer | " + " | ".join(header) + " |", "|---" * (len(names) + 1) + "|"]
+    for optimizer in optimizers:
+        cells = []
+        for name in names:
+            section = results["problems"][name]
+            s = section["optimizers"].get(optimizer)
+            percent = "accuracy" in section["metric"]
+            if s is None or "skipped" in s:
+                cells.append("skipped")
+            elif s["test_mean"] is None:
+                cells.append("error" if "error" in s["status"] else "diverged")
+            else:
+                steps = s["steps_to_target_median"]
+                cell = (
+                    f"{_format_metric(s['test_mean'], percent)} ± "
+                    f"{_format_metric(s['test_std'], percent)} "
+                    f"({'—' if steps is None else f'{steps:.0f}'})"
+                )
+                cells.append(cell)
+        lines.append(f"| {optimizer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
