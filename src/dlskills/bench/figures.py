@@ -12,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
+_LARGEST = 1e30
+
 
 def _band(ax: Any, steps: list, mean: list, std: list, color: Any, log: bool) -> Any:
     rows = [(s, m, d) for s, m, d in zip(steps, mean, std) if m is not None]
     if not rows:
         return None
     x, m, d = (np.array(c, dtype=float) for c in zip(*rows))
+    m[np.abs(m) > _LARGEST] = np.nan  # on the way to overflow: matplotlib cannot scale it
     (line,) = ax.plot(x, m, color=color, lw=1.5)
     low = np.maximum(m - d, m / 10) if log else m - d  # a log axis cannot show m − d ≤ 0
     ax.fill_between(x, low, m + d, color=color, alpha=0.15, lw=0)
@@ -78,6 +81,7 @@ def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> P
         )
         style = "o-" if len(s["space"]) == 1 else "o"  # Hammersley points: no line
         x, y = (np.array(c, dtype=float) for c in zip(*points))
+        y[np.abs(y) > _LARGEST] = np.nan
         if log and initial:  # beyond 10× the starting value counts as diverged here
             y[y > 10 * max(initial)] = np.nan
         sensitivity.plot(x, y, style, color=color, ms=4, lw=1)
