@@ -36,7 +36,8 @@ def _describe(name: str, s: dict, percent: bool) -> str:
     value = f"{scale * s['test_mean']:.3g} ± {scale * s['test_std']:.2g}{unit}"
     steps = s["steps_to_target_median"]
     reached = "target not reached" if steps is None else f"target at step {steps:.0f}"
-    return f"{name} ({setting}): {value}, {reached}"
+    lost = f", {s['diverged']} of {len(s['seeds'])} seeds diverged" if s["diverged"] else ""
+    return f"{name} ({setting}): {value}, {reached}{lost}"
 
 
 def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> Path:

@@ -474,8 +474,9 @@ def summary_table(results: dict) -> str:
 
 
 def compact_table(results: dict) -> str:
-    """Optimizers × problems: each cell the final test metric's mean ± std over seeds (accuracy
-    in percent) and the median steps to the target (— when no seed reaches it)."""
+    """Optimizers × problems: each cell the final test metric's mean ± std over the seeds that
+    finished (accuracy in percent), the median steps to the target (— when no seed reaches it)
+    and how many seeds diverged, if any."""
     names = list(results["problems"])
     optimizers = list(
         dict.fromkeys(o for section in results["problems"].values() for o in section["optimizers"])
@@ -503,6 +504,8 @@ def compact_table(results: dict) -> str:
                     f"{_format_metric(s['test_std'], percent)} "
                     f"({'—' if steps is None else f'{steps:.0f}'})"
                 )
+                if s["diverged"]:
+                    cell += f" [{s['diverged']} diverged]"
                 cells.append(cell)
         lines.append(f"| {optimizer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
