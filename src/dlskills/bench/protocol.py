@@ -21,10 +21,12 @@ constructor refuses the model, e.g. kSGD's parameter cap) is recorded with the r
 
 Resumable: every finished trial is appended (one JSON line, flushed and fsynced) to
 ``OUT/runs.jsonl``, keyed by (problem, optimizer, hyper-parameters, seed); a restarted run
-skips the keys it finds (a line cut short by a kill is ignored and its trial rerun).
-Deviations from DeepOBS: its tuning is a grid or Bayesian search of lr alone for the
-baselines, with 10 seeds at GPU scale; here B and S are options and the spaces cover the
-zoo's extra hyper-parameters.
+skips the keys it finds (a line cut short by a kill is ignored and its trial rerun). The key
+does not hold the problem's definition: after changing a problem, use a new OUT.
+
+Deviations from DeepOBS: its baselines tune the learning rate alone on a log grid and rerun
+the best over 10 seeds, on GPU-sized problems; here B and S are options, the spaces add the
+zoo's own hyper-parameters, and the problems are CPU-sized.
 """
 
 from __future__ import annotations
