@@ -196,5 +196,5 @@ def test_tables_show_percent_mean_std_and_steps_to_target():
     )
     assert long[3].startswith("| digits_mlp | ksgd | — | skipped: needs a 'residuals' closure")
     compact = protocol.compact_table(results).splitlines()
-    assert compact[0] == "| optimizer | digits_mlp (test accuracy, target 96.0) |"
+    assert compact[0] == "| optimizer | digits_mlp (test accuracy, target 96 %) |"
     assert compact[2:] == ["| adam | 93.0 ± 3.0 (15) |", "| ksgd | skipped |"]

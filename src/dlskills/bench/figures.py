@@ -16,7 +16,8 @@ _LARGEST = 1e30
 
 
 def _band(ax: Any, steps: list, mean: list, std: list, color: Any, log: bool) -> Any:
-    rows = [(s, m, d) for s, m, d in zip(steps, mean, std) if m is not None]
+    rows = [(s, m, math.nan if d is None else d) for s, m, d in zip(steps, mean, std)]
+    rows = [row for row in rows if row[1] is not None]
     if not rows:
         return None
     x, m, d = (np.array(c, dtype=float) for c in zip(*rows))
@@ -128,4 +129,4 @@ def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> P
         title_fontsize=8,
         frameon=False,
     )
-    return save_figure(fig, path, dpi=80)
+    return save_figure(fig, path, dpi=72)

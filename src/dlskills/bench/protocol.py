@@ -296,8 +296,9 @@ def _mean_std(rows: Sequence[Sequence[float | None]]) -> tuple[list, list]:
     means, stds = [], []
     for i in range(width):
         column = [r[i] for r in rows if i < len(r) and r[i] is not None]
-        means.append(float(np.mean(column)) if column else None)
-        stds.append(float(np.std(column)) if column else None)
+        with np.errstate(over="ignore"):  # a run on its way to diverging: inf is the answer
+            means.append(_finite(float(np.mean(column))) if column else None)
+            stds.append(_finite(float(np.std(column))) if column else None)
     return means, stds
 
 
@@ -430,10 +431,10 @@ def _problem_names() -> list[str]:
     return list(PROBLEMS)
 
 
-def _format_metric(value: float | None, goal_percent: bool) -> str:
+def _format_metric(value: float | None, percent: bool, digits: int = 3) -> str:
     if value is None:
         return "—"
-    return f"{100 * value:.1f}" if goal_percent else f"{value:.3g}"
+    return f"{100 * value:.1f}" if percent else f"{value:.{digits}g}"
 
 
 def summary_table(results: dict) -> str:
@@ -453,7 +454,7 @@ def summary_table(results: dict) -> str:
                 continue
             setting = ", ".join(f"{k}={v:g}" for k, v in (s["best_hparams"] or {}).items())
             mean = _format_metric(s["test_mean"], percent)
-            std = _format_metric(s["test_std"], percent)
+            std = _format_metric(s["test_std"], percent, digits=2)
             if s["test_mean"] is not None:
                 cell = f"{metric} {mean} ± {std}"
             elif "error" in s["status"]:
@@ -486,7 +487,8 @@ def compact_table(results: dict) -> str:
     header = []
     for name in names:
         section = results["problems"][name]
-        target = _format_metric(section["target"], "accuracy" in section["metric"])
+        percent = "accuracy" in section["metric"]
+        target = f"{100 * section['target']:g} %" if percent else f"{section['target']:g}"
         header.append(f"{name} ({section['metric']}, target {target})")
     lines = ["| optimizer | " + " | ".join(header) + " |", "|---" * (len(names) + 1) + "|"]
     for optimizer in optimizers:
@@ -503,7 +505,7 @@ def compact_table(results: dict) -> str:
                 steps = s["steps_to_target_median"]
                 cell = (
                     f"{_format_metric(s['test_mean'], percent)} ± "
-                    f"{_format_metric(s['test_std'], percent)} "
+                    f"{_format_metric(s['test_std'], percent, digits=2)} "
                     f"({'—' if steps is None else f'{steps:.0f}'})"
                 )
                 if s["diverged"]:
