@@ -77,6 +77,19 @@ def test_divergence_and_refusals_are_recorded_not_raised():
     assert refused["status"] == "error" and "max_params" in refused["message"]
 
 
+def test_an_overflow_inside_the_optimizer_scores_as_diverged(monkeypatch):
+    from dlskills._registry import Entry
+
+    class Overflowing(torch.optim.SGD):  # as CurveBall's 2×2 solve can overflow in float
+        def step(self, closure=None):
+            raise OverflowError("(34, 'Numerical result out of range')")
+
+    monkeypatch.setattr(protocol, "_canonical", lambda name: Entry("overflowing", Overflowing))
+    record = protocol.run_trial(problems.get("beale"), "overflowing", {"lr": 0.1}, seed=0)
+    assert record["status"] == "diverged" and record["message"].startswith("OverflowError")
+    assert record["test_final"] is None and record["steps"] == [0]
+
+
 def _record(val, test, reached, seconds=1.0, lr=0.1):
     return {
         "hparams": {"lr": lr},

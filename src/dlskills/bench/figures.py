@@ -76,6 +76,7 @@ def plot_problem(problem: Any, section: dict, path: str | os.PathLike[str]) -> P
         if line is not None:
             handles.append(line)
             labels.append(_describe(name, s, percent))
+        if s["test_curve_mean"] and s["test_curve_mean"][0] is not None:
             initial.append(s["test_curve_mean"][0])
         primary = next(iter(s["space"]))
         points = sorted(
