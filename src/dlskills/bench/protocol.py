@@ -112,7 +112,8 @@ def search_space(optimizer: str) -> dict[str, tuple[float, float, str]]:
 
 
 def search_points(space: dict[str, tuple[float, float, str]], budget: int) -> list[dict]:
-    """The ``budget`` settings tried: a log grid (one dimension) or Hammersley points."""
+    """The ``budget`` settings tried: a log grid (one dimension) or Hammersley points; values
+    rounded to 4 significant digits (so that they read well in tables and keys)."""
     budget = check_count("budget", budget)
     names = list(space)
     if len(names) == 1:
@@ -142,7 +143,7 @@ def _canonical(optimizer: str) -> Any:
     return OPTIMIZERS.entry(optimizer)
 
 
-def closure_kind(entry: Any) -> str:
+def _closure_kind(entry: Any) -> str:
     """The closure kind an optimizer's registry entry needs ("backward" without a closure)."""
     return entry.meta.get("closure", "backward") if entry.meta.get("needs_closure") else "backward"
 
@@ -167,7 +168,7 @@ def run_trial(problem: Problem, optimizer: str, hparams: dict[str, Any], seed: i
     the test metric meets the target (None if never), the training seconds and a status
     ("ok", "diverged" or "error" with its message)."""
     entry = _canonical(optimizer)
-    kind = closure_kind(entry)
+    kind = _closure_kind(entry)
     record: dict[str, Any] = {
         "problem": problem.name,
         "optimizer": entry.name,
@@ -402,7 +403,7 @@ def run_benchmark(
             "optimizers": {},
         }
         for entry in entries:
-            kind = closure_kind(entry)
+            kind = _closure_kind(entry)
             if kind not in problem.closures:
                 done += budget + seeds
                 section["optimizers"][entry.name] = {
