@@ -105,6 +105,6 @@ def test_verb_module_imports_nothing_heavy():
 
 def test_function_choices_match_the_library():
     from dlskills._cli.plot import _FUNCTIONS
-    from dlskills.optim.test_functions import FUNCTIONS
+    from dlskills.bench.surfaces import FUNCTIONS
 
     assert set(_FUNCTIONS) == set(FUNCTIONS)

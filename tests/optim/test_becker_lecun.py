@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 from dlskills.optim._curvature import finite_difference_hvp, gradients_of
 from dlskills.optim.becker_lecun import BeckerLeCun, hutchinson_diagonal
 

@@ -9,7 +9,7 @@ from torch import nn
 from torch.autograd.functional import hessian, jacobian
 from torch.func import functional_call
 
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 from dlskills.optim.curveball import CurveBall, gauss_newton_product, hessian_product
 
 

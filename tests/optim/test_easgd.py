@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 from dlskills.optim.easgd import EASGD, elastic_average_, elastic_difference, worker_step_
 
 

@@ -20,8 +20,8 @@ import inspect
 import pytest
 import torch
 
+from dlskills.bench import surfaces as tf
 from dlskills.optim import OPTIMIZERS
-from dlskills.optim import test_functions as tf
 
 NAMES = OPTIMIZERS.names()
 SHAPES = [(3,), (4, 5), (2, 3, 2), (6,)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 from dlskills.optim import vsgd as vsgd_module
 from dlskills.optim.vsgd import VSGD
 

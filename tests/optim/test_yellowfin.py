@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from dlskills.bench import surfaces as tf
 from dlskills.optim import create
-from dlskills.optim import test_functions as tf
 from dlskills.optim.yellowfin import YellowFin, cubic_root, tune
 
 EPS = 1e-6

@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"figures/{args.what}.png"
     if args.what == "optimizers":
         optimizers = parse_optimizers(args.optimizers, args.lr)
+        from dlskills.bench.surfaces import plot_trajectories
         from dlskills.optim import OPTIMIZERS
-        from dlskills.optim.test_functions import plot_trajectories
 
         for name in optimizers:
             OPTIMIZERS.entry(name)  # unknown names fail here with a did-you-mean hint

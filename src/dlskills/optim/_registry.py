@@ -3,11 +3,12 @@
 Metadata keys (they drive the shared conformance tests, the CLI listing and the benchmark):
   needs_closure (bool)    step() must be given a closure
   closure (str)           the closure's kind when needed: "backward" (torch's convention,
-                          default), "graph" or "residuals" (see test_functions.closure_for)
+                          default), "graph" or "residuals"
+                          (see dlskills.bench.surfaces.closure_for)
   supports_foreach (bool) has a ``torch._foreach_*`` path next to the for-loop reference
   supports_fused (bool)   has a fused CPU kernel (``fused=`` argument, dlskills.optim._native)
   elementwise (bool)      per-coordinate update (benchmarked against torch Adam)
-  test_function (str)     a function of dlskills.optim.test_functions it provably handles
+  test_function (str)     a surface of dlskills.bench.surfaces it provably handles
   test_kwargs (dict)      hyper-parameters for that test (and the conformance problems)
   test_steps (int)        steps it needs there (default 500)
   test_tolerance (float)  bound on f(θ_T) − f(θ*) it must reach (default 1e-3)

@@ -5,7 +5,7 @@ Claim (Sec. 4.9, "Visualization of algorithms", on a saddle point): "SGD, Moment
 it difficult to break symmetry, although the two latter eventually manage to escape the saddle
 point, while Adagrad, RMSprop, and Adadelta quickly head down the negative slope."
 
-Measured (``dlskills.optim.test_functions``, every optimizer by name from ``dlskills.optim``):
+Measured (``dlskills.bench.surfaces``, every optimizer by name from ``dlskills.optim``):
 on f(x, y) = x² − y² from (−1, 10⁻³) (a point almost on the saddle's ridge), the number of
 steps until f < −1, i.e. until the run has left the saddle down the negative slope, for SGD,
 momentum and NAG (μ = 0.9), Adagrad, RMSprop, Adam at a common learning rate 0.01 and Adadelta
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 from dlskills.repro import register
 from dlskills.repro.result import Claim, Measured, Result, Run, Threshold
 

@@ -5,7 +5,7 @@ Claim (the first problem): steepest descent is slow on error surfaces whose curv
 greatly between directions (ravines): the step that is stable along the steep direction crawls
 along the shallow one. Momentum and second-order (Newton-like) steps fix it.
 
-Measured (``dlskills.optim.test_functions``, ``dlskills.optim``): the rotated 2-D quadratic
+Measured (``dlskills.bench.surfaces``, ``dlskills.optim``): the rotated 2-D quadratic
 ½xᵀHx with condition number κ ∈ {10, 30, 100}, from its standard start; the steps to reach
 ‖x‖ < 1e-6 for
 - steepest descent (``sgd``) at its best fixed rate 2/(λmin + λmax), which contracts by
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import torch
 
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 from dlskills.repro import register
 from dlskills.repro._support import fit_line
 from dlskills.repro.result import Claim, Measured, Result, Run, Threshold

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlskills import repro
-from dlskills.optim import test_functions as tf
+from dlskills.bench import surfaces as tf
 
 
 @pytest.mark.parametrize("name", ["rosenbrock", "beale", "ill_conditioned_quadratic"])
