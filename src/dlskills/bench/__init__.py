@@ -1,0 +1,1 @@
+"""Benchmarks and studies over the library: test problems, protocols, hyper-parameter sweeps."""
