@@ -47,11 +47,11 @@ from typing import Any
 SAMPLERS = ("grid", "ofat", "random", "tpe")
 
 #: the paper's grid (1510.03820 Sec. 4), scaled to the generated sentences: region sizes 1..7
-#: and the baseline's (3, 4, 5); feature maps from ~1/8 to 4× the baseline (the paper: 10..2000
+#: and the baseline's (3, 4, 5); feature maps from 1/4 to 8× the baseline (the paper: 10..2000
 #: around 100); its activations, pooling strategies and dropout rates. First value = baseline.
 PAPER_SPACE: dict[str, list[Any]] = {
     "region_sizes": [(3, 4, 5), (1,), (2,), (3,), (5,), (7,)],
-    "feature_maps": [16, 2, 4, 8, 32, 64],
+    "feature_maps": [8, 2, 4, 16, 32, 64],
     "activation": ["relu", "tanh", "sigmoid", "softplus", "identity"],
     "pooling": ["max", "avg", "kmax"],
     "dropout": [0.5, 0.0, 0.1, 0.3, 0.7],
@@ -347,10 +347,13 @@ def spec_of(study: Any) -> SweepSpec:
     return SweepSpec(**data)
 
 
-def distributions(study: Any, key: str) -> dict[Any, list[float]]:
-    """Value of ``key`` → validation accuracies (%) of every repeat of every finished trial with
-    that value, in the order of the spec's values. For an ofat study only trials whose other
-    keys sit at their baseline count (the paper's one-factor-at-a-time comparison)."""
+def distributions(study: Any, key: str, metric: str = "val") -> dict[Any, list[float]]:
+    """Value of ``key`` → accuracies (%, ``metric`` "val" or "test") of every repeat of every
+    finished trial with that value, in the order of the spec's values. For an ofat study only
+    trials whose other keys sit at their baseline count (the paper's one-factor-at-a-time
+    comparison)."""
+    if metric not in ("val", "test"):
+        raise ValueError(f"metric must be 'val' or 'test', got {metric!r}")
     spec = spec_of(study)
     if key not in spec.space:
         raise ValueError(f"key {key!r} is not swept (swept: {', '.join(spec.space)})")
@@ -360,16 +363,16 @@ def distributions(study: Any, key: str) -> dict[Any, list[float]]:
         params = trial.user_attrs["params"]
         if spec.sampler == "ofat" and any(params[k] != baseline[k] for k in spec.space if k != key):
             continue
-        result[params[key]] += trial.user_attrs["val"]
+        result[params[key]] += trial.user_attrs[metric]
     return result
 
 
-def sensitivity(study: Any) -> dict[str, float]:
+def sensitivity(study: Any, metric: str = "val") -> dict[str, float]:
     """Key → spread (max − min, in accuracy points) of the mean accuracy over its values; values
     no finished trial tried are left out."""
     spreads = {}
     for key in spec_of(study).space:
-        means = [statistics.fmean(v) for v in distributions(study, key).values() if v]
+        means = [statistics.fmean(v) for v in distributions(study, key, metric).values() if v]
         spreads[key] = max(means) - min(means) if means else float("nan")
     return spreads
 
@@ -404,30 +407,38 @@ def summary(study: Any) -> dict[str, Any]:
     }
 
 
-def plot_sensitivity(study: Any, path: str | Path, *, title: str | None = None) -> Path:
-    """One panel per swept key: a box plot of the validation accuracies per value (every repeat;
-    mean as a diamond, the count of runs under each box), panels ordered by spread."""
+def plot_sensitivity(
+    study: Any, path: str | Path, *, metric: str = "val", title: str | None = None
+) -> Path:
+    """One panel per swept key: a box plot of the accuracies (``metric``) per value (every
+    repeat; mean as a diamond, the count of runs under each box), panels ordered by spread."""
     from dlskills._plot import label_axes, legend, new_figure, save_figure
 
     spec = spec_of(study)
-    spreads = sensitivity(study)
+    spreads = sensitivity(study, metric)
+    what = "validation" if metric == "val" else "test"
     keys = sorted(spec.space, key=lambda k: -spreads[k] if spreads[k] == spreads[k] else 0)
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)
     fig, axes = new_figure(rows, columns, size=(4.2, 3.4))
     axes = [axes] if len(keys) == 1 else list(getattr(axes, "flat", axes))
     for ax, key in zip(axes, keys):
-        groups = {v: a for v, a in distributions(study, key).items() if a}
+        groups = {v: a for v, a in distributions(study, key, metric).items() if a}
         names = [str(v) for v in groups]
         ax.boxplot(list(groups.values()), tick_labels=names, widths=0.6)
         means = [statistics.fmean(a) for a in groups.values()]
         ax.plot(range(1, len(means) + 1), means, "D", color="tab:red", label="mean")
         for i, accuracies in enumerate(groups.values(), start=1):
-            ax.annotate(f"n={len(accuracies)}", (i, 0), xycoords=("data", "axes fraction"),
-                        xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
-        label_axes(
-            ax, key, "validation accuracy (%)", title=f"{key}: spread {spreads[key]:.1f} pts"
-        )
+            ax.annotate(
+                f"n={len(accuracies)}",
+                (i, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+        label_axes(ax, key, f"{what} accuracy (%)", title=f"{key}: spread {spreads[key]:.1f} pts")
         ax.tick_params(axis="x", labelrotation=30 if max(map(len, names)) > 4 else 0)
         legend(ax, loc="lower right", fontsize=7)
     for ax in axes[len(keys) :]:

@@ -31,6 +31,7 @@ back to int64); ``info["vocab_size"]`` and ``info["words"]`` describe the vocabu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,6 +61,10 @@ def _check_probability(name: str, value: object) -> float:
     return float(value)
 
 
+def _pick(rng: np.random.Generator, words: Sequence[str]) -> str:
+    return words[rng.integers(len(words))]
+
+
 def sentence(
     rng: np.random.Generator,
     label: int,
@@ -74,16 +79,16 @@ def sentence(
     positive = bool(label) != negated  # y = polarity XOR negated
     verdict = ["is"]
     if negated:
-        verdict.append(str(rng.choice(NEGATORS)))
+        verdict.append(_pick(rng, NEGATORS))
     if rng.random() < p_intensifier:
-        verdict.append(str(rng.choice(INTENSIFIERS)))
-    verdict.append(str(rng.choice(POSITIVE if positive else NEGATIVE)))
-    phrases = [verdict, [str(rng.choice(NEGATORS)), str(rng.choice(VERBS))]]
+        verdict.append(_pick(rng, INTENSIFIERS))
+    verdict.append(_pick(rng, POSITIVE if positive else NEGATIVE))
+    phrases = [verdict, [_pick(rng, NEGATORS), _pick(rng, VERBS)]]
     for _ in range(distractors):
         phrase = ["the"]
         if rng.random() < p_intensifier:
-            phrase.append(str(rng.choice(INTENSIFIERS)))
-        phrase += [str(rng.choice(POSITIVE + NEGATIVE)), str(rng.choice(NOUNS))]
+            phrase.append(_pick(rng, INTENSIFIERS))
+        phrase += [_pick(rng, POSITIVE + NEGATIVE), _pick(rng, NOUNS)]
         phrases.append(phrase)
     fill = length - sum(len(p) for p in phrases)
     if fill < 0:
@@ -94,10 +99,30 @@ def sentence(
     gaps = np.diff(np.concatenate([[0], cuts, [fill]]))
     words: list[str] = []
     for gap, index in zip(gaps, [*order, None]):
-        words += [str(w) for w in rng.choice(FILLERS, size=gap)]
+        words += [_pick(rng, FILLERS) for _ in range(gap)]
         if index is not None:
             words += phrases[index]
     return words
+
+
+@functools.cache
+def _generate(
+    seed: int, n: int, length: int, distractors: int, p_negation: float, p_intensifier: float
+) -> np.ndarray:
+    """The (n, length) token ids of sentence i having label i % 2; made once per process for
+    each setting (a sweep trains many models on the same data), read-only."""
+    rng = np.random.default_rng(seed)
+    ids = np.array(
+        [
+            [INDEX[w] for w in sentence(
+                rng, i % 2, length=length, distractors=distractors,
+                p_negation=p_negation, p_intensifier=p_intensifier,
+            )]
+            for i in range(n)
+        ]
+    )  # fmt: skip
+    ids.flags.writeable = False
+    return ids
 
 
 def decode(ids: Sequence[float] | np.ndarray) -> str:
@@ -122,17 +147,8 @@ def sentences(
     _check_count("length", length, 6 + 4 * distractors)  # room for the longest phrases
     p_negation = _check_probability("p_negation", p_negation)
     p_intensifier = _check_probability("p_intensifier", p_intensifier)
-    rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
-    ids = np.array(
-        [
-            [INDEX[w] for w in sentence(
-                rng, int(y), length=length, distractors=distractors,
-                p_negation=p_negation, p_intensifier=p_intensifier,
-            )]
-            for y in labels
-        ]
-    )  # fmt: skip
+    ids = _generate(seed, n, length, distractors, p_negation, p_intensifier)
     return _splits(
         "sentences", ids, labels, task="classification", num_classes=2, seed=seed,
         val_fraction=val_fraction, test_fraction=test_fraction,

@@ -7,7 +7,7 @@ dropout.
 For a sentence of token ids w_1..w_T with embeddings x_i = E[w_i] ∈ R^d (d = ``embed_dim``):
 
     c^{h,j}_i = f(W^{h,j} · x_{i:i+h−1} + b^{h,j})     i = 1..T−h+1
-                (one feature map j = 1..m per region size h ∈ ``region_sizes``, m = ``feature_maps``)
+                (feature maps j = 1..m, m = ``feature_maps``, per region size h ∈ ``region_sizes``)
     pooling    1-max:  ĉ^{h,j} = max_i c^{h,j}_i                         (Kim; the paper's default)
                k-max:  the k largest c^{h,j}_i, kept in sentence order   (k = ``k``)
                avg:    ĉ^{h,j} = mean_i c^{h,j}_i
