@@ -114,8 +114,6 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import optuna
-
     from dlskills._io import atomic_write_json
     from dlskills._progress import Progress
     from dlskills.bench import sweep
@@ -125,7 +123,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/sweep-{name}")
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{out / 'study.db'}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     points = spec.points()
     total = args.trials or (len(points) if points else None)
     progress = None if args.no_progress else Progress("sweep", total, unit="trial")

@@ -320,6 +320,8 @@ def run_sweep(
 
     if len(completed(study)) >= trials:
         return study
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # ``progress`` reports the trials
     try:
         study.optimize(
             objective,
@@ -335,6 +337,8 @@ def run_sweep(
                     retry = optuna.storages.RetryHeartbeatStaleTrialCallback()
                 retry(study, interrupted)
         raise
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     return study
 
 
