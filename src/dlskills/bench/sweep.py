@@ -415,8 +415,8 @@ def plot_sensitivity(
     study: Any, path: str | Path, *, metric: str = "val", title: str | None = None
 ) -> Path:
     """One panel per swept key: a box plot of the accuracies (``metric``) per value (every
-    repeat; mean as a diamond, the count of runs under each box), panels ordered by spread."""
-    from dlskills._plot import label_axes, legend, new_figure, save_figure
+    repeat; mean as a diamond, runs per value under its name), panels ordered by spread."""
+    from dlskills._plot import label_axes, new_figure, save_figure
 
     spec = spec_of(study)
     spreads = sensitivity(study, metric)
@@ -428,29 +428,21 @@ def plot_sensitivity(
     axes = [axes] if len(keys) == 1 else list(getattr(axes, "flat", axes))
     for ax, key in zip(axes, keys):
         groups = {v: a for v, a in distributions(study, key, metric).items() if a}
-        names = [str(v) for v in groups]
+        names = [f"{v}\nn={len(a)}" for v, a in groups.items()]
         ax.boxplot(list(groups.values()), tick_labels=names, widths=0.6)
         means = [statistics.fmean(a) for a in groups.values()]
-        ax.plot(range(1, len(means) + 1), means, "D", color="tab:red", label="mean")
-        for i, accuracies in enumerate(groups.values(), start=1):
-            ax.annotate(
-                f"n={len(accuracies)}",
-                (i, 0),
-                xycoords=("data", "axes fraction"),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
-            )
+        ax.plot(range(1, len(means) + 1), means, "D", color="tab:red")
         label_axes(ax, key, f"{what} accuracy (%)", title=f"{key}: spread {spreads[key]:.1f} pts")
-        ax.tick_params(axis="x", labelrotation=30 if max(map(len, names)) > 4 else 0)
-        legend(ax, loc="lower right", fontsize=7)
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
     base = spec.base
     fig.suptitle(
-        title
-        or f"{base.get('model', 'cnn')} on {base.get('dataset', 'digits')}: accuracy per value "
-        f"({spec.sampler}, {spec.repeats} repeat(s) per trial)"
+        (
+            title
+            or f"{base.get('model', 'cnn')} on {base.get('dataset', 'digits')}: accuracy per "
+            f"value ({spec.sampler}, {spec.repeats} repeat(s) per trial)"
+        )
+        + "\nbox: quartiles, orange line: median, whiskers: 1.5 IQR, red diamond: mean; "
+        "n = runs per value"
     )
     return save_figure(fig, path)
