@@ -240,13 +240,18 @@ def open_study(
                 grace_period=2 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
             )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        direction="maximize",
-        sampler=_sampler(spec),
-        load_if_exists=True,
-    )
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "created" / "using existing"
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            direction="maximize",
+            sampler=_sampler(spec),
+            load_if_exists=True,
+        )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     saved = study.user_attrs.get("spec")
     if saved is None:
         study.set_user_attr("spec", spec.to_json())
@@ -373,11 +378,12 @@ def distributions(study: Any, key: str, metric: str = "val") -> dict[Any, list[f
 
 def sensitivity(study: Any, metric: str = "val") -> dict[str, float]:
     """Key → spread (max − min, in accuracy points) of the mean accuracy over its values; values
-    no finished trial tried are left out."""
+    (and keys) no finished trial tried are left out."""
     spreads = {}
     for key in spec_of(study).space:
         means = [statistics.fmean(v) for v in distributions(study, key, metric).values() if v]
-        spreads[key] = max(means) - min(means) if means else float("nan")
+        if means:
+            spreads[key] = max(means) - min(means)
     return spreads
 
 
@@ -421,7 +427,9 @@ def plot_sensitivity(
     spec = spec_of(study)
     spreads = sensitivity(study, metric)
     what = "validation" if metric == "val" else "test"
-    keys = sorted(spec.space, key=lambda k: -spreads[k] if spreads[k] == spreads[k] else 0)
+    keys = sorted(spreads, key=lambda k: -spreads[k])  # an ofat study stopped early may lack some
+    if not keys:
+        raise ValueError(f"study {study.study_name!r} has no finished trial to plot")
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)
     fig, axes = new_figure(rows, columns, size=(4.2, 3.4))
