@@ -5,6 +5,7 @@ a killed process (SIGKILL) that a second run resumes without losing a finished t
 import itertools
 import os
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from dlskills.bench.sweep import (
     SweepSpec,
     best,
     distributions,
+    open_study,
+    plot_sensitivity,
     run_sweep,
     sensitivity,
 )
@@ -91,6 +94,18 @@ def test_ofat_compares_each_key_at_the_baseline():
     assert distributions(study, "region_sizes")["2"] == [expected(baseline, 0) - 2]
 
 
+def test_plot_draws_the_keys_that_have_finished_trials(tmp_path, saved_figures):
+    study = run_sweep(SweepSpec(SPACE, sampler="ofat"), trials=2, fit=fake_fit)
+    covered = sensitivity(study)  # the keys some finished trial compares at the baseline
+    plot_sensitivity(study, tmp_path / "sensitivity.png")
+    (fig,) = saved_figures
+    assert saved_figures.readable(fig)
+    shown = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
+    assert shown == sorted(covered, key=lambda k: -covered[k])
+    with pytest.raises(ValueError, match="no finished trial"):
+        plot_sensitivity(open_study(SweepSpec(SPACE)), tmp_path / "empty.png")
+
+
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_random_and_tpe_reach_the_trial_count(sampler):
     spec = SweepSpec(SPACE, sampler=sampler)
@@ -152,16 +167,24 @@ def test_a_killed_sweep_resumes_without_losing_a_finished_trial(tmp_path):
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
 
-    def finished():
+    def count_finished():
+        """Finished trials, read from the database without taking a write lock."""
         if not (out / "study.db").is_file():
-            return []
+            return 0
+        database = sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True, timeout=60)
         try:
-            study = optuna.load_study(study_name="mlp-digits", storage=storage)
-        except KeyError:  # not created yet
-            return []
+            query = "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'"
+            return database.execute(query).fetchone()[0]
+        except sqlite3.OperationalError:  # the tables are not made yet
+            return 0
+        finally:
+            database.close()
+
+    def finished():
+        study = optuna.load_study(study_name="mlp-digits", storage=storage)
         return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
-    while len(finished()) < 5:
+    while count_finished() < 5:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)

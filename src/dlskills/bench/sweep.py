@@ -96,11 +96,9 @@ class SweepSpec:
 
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        for name, value in (("repeats", self.repeats), ("seed", self.seed)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (name == "repeats"):
-                raise ValueError(
-                    f"{name} must be an int >= {int(name == 'repeats')}, got {value!r}"
-                )
+        for name, value, least in (("repeats", self.repeats, 1), ("seed", self.seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
         if not self.space:
             raise ValueError("space must name at least one key to vary")
         for key, values in self.space.items():
@@ -236,6 +234,11 @@ def open_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(
                 storage,
+                # SQLite lets one writer in at a time: wait for the lock (heartbeat threads and
+                # other processes write too) rather than fail after sqlite3's default 5 s
+                engine_kwargs={"connect_args": {"timeout": 60}}
+                if storage.startswith("sqlite")
+                else None,
                 heartbeat_interval=heartbeat,
                 grace_period=2 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
