@@ -126,8 +126,8 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     return run.result(
         note="The generated grammar is learned almost perfectly by every pooling strategy, "
         "activation and dropout rate that sees 3-token phrases, so those comparisons sit at the "
-        "accuracy ceiling, where the paper's margins cannot show; region size, which decides what the filters can see, moves accuracy from chance "
-        "to 100 % (docs/sweep.md)",
+        "accuracy ceiling, where the paper's margins cannot show; region size, which decides "
+        "what the filters can see, moves accuracy from chance to 100 % (docs/sweep.md)",
         claim=CLAIM,
         measured=measured,
         thresholds=[
