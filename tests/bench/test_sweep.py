@@ -212,3 +212,14 @@ def test_cli_help_and_errors(capsys):
     assert "--sampler {grid,ofat,random,tpe}" in text and "--storage URL" in text
     assert main(["sweep", "--model", "mlp"]) == 2
     assert "--param: give the values to sweep for 'mlp'" in capsys.readouterr().err
+
+
+def test_param_values_are_literals_or_words():
+    from dlskills._cli.sweep import parse_param
+
+    assert parse_param("lr=0.1,0.01") == ("lr", [0.1, 0.01])
+    assert parse_param("region-sizes=[[3],[3,4,5]]") == ("region_sizes", [[3], [3, 4, 5]])
+    assert parse_param("activation=[relu,tanh]") == ("activation", ["relu", "tanh"])
+    assert parse_param("dropout=0.5") == ("dropout", [0.5])
+    with pytest.raises(ValueError, match="KEY=\\[V1,V2"):
+        parse_param("lr")
