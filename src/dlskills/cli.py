@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "validate": "validate",
     "bench": "bench",
     "repro": "repro",
+    "sweep": "sweep",
     "report": "report",
     "conv-arith": "conv_arith",
     "plot": "plot",

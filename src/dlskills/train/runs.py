@@ -110,7 +110,8 @@ def load_data(config: TrainConfig) -> Any:
 
 
 def build_model(config: TrainConfig, splits: Any) -> nn.Module:
-    """The model named by the config, shaped for ``splits``, initialised by ``config.init``."""
+    """The model named by the config, shaped for ``splits``, initialised by ``config.init``.
+    Text models (registered with ``input="tokens"``) also get the data's ``vocab_size``."""
     from dlskills import models
 
     options = {
@@ -118,6 +119,11 @@ def build_model(config: TrainConfig, splits: Any) -> nn.Module:
         for key in ("activation", "norm", "dropout")
         if getattr(config, key) is not None
     }
+    if (
+        "vocab_size" in splits.info
+        and _named("model", models.MODELS.entry, config.model).meta.get("input") == "tokens"
+    ):
+        options["vocab_size"] = splits.info["vocab_size"]
     options.update(config.model_args)
     model = _named(
         "model",
