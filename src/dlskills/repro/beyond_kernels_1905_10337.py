@@ -199,6 +199,7 @@ def _plot(path, sizes: tuple[int, ...], errors: dict) -> None:
     threshold_line(ax, 1.0, "α² = Var α·G(F): kernel floor", color="tab:gray")
     threshold_line(ax, 2.0, "Var y: predicting the mean", color="black", linestyle=":")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(list(sizes), [str(n) for n in sizes])
     ax.set_ylim(bottom=0)
     label_axes(ax, "training samples n", "test MSE (units of α²), mean ± std over seeds")

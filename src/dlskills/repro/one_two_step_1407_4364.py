@@ -189,6 +189,7 @@ def _plot(path, sizes: tuple[int, ...], runs: dict) -> None:
         (right, "test − training error (points)", "generalisation gap"),
     ):
         axis.set_xscale("log")
+        axis.minorticks_off()
         axis.set_xticks(list(sizes), [str(n) for n in sizes])
         label_axes(axis, "training series per class", ylabel, title=title)
         legend(axis)
