@@ -19,7 +19,7 @@ def test_concept_resnet_is_the_papers_three_layer_resnet():
 
 
 def test_fast_repro_resnet_beats_the_kernels_floor(tmp_path):
-    """Seeds 0–2, width 32, n = 500 and 2000 (≈ 15 s on one idle core). Measured: ResNet 0.23 ±
+    """Seeds 0–2, width 32, n = 500 and 2000 (13 s of CPU on one thread). Measured: ResNet 0.23 ±
     0.07 α² at n = 2000 (1.1 at 500), random features 1.12 ± 0.04, the NTK 1.45 ± 0.09."""
     result = repro.run("1905.10337", scale="fast", out=tmp_path)
     assert result.verdict == repro.fast_verdict("1905.10337") == "reproduced", result.reason

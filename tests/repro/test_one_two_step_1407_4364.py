@@ -23,7 +23,7 @@ def test_the_arms_differ_only_in_what_is_trained():
 
 
 def test_fast_repro_one_step_overfits_where_two_steps_generalise(tmp_path):
-    """Seeds 0–2, 10/40/160 series per class (≈ 6 s on one idle core). Measured at 40/class:
+    """Seeds 0–2, 10/40/160 series per class (2 s of CPU on one thread). Measured at 40/class:
     one step trains to 0 % error (loss 0.006× the two-step loss) but tests at 19.5 ± 1.8 %
     against 6.8 ± 0.6 % for two steps; its gap falls from 32 to 11 points as n grows 16×."""
     result = repro.run("1407.4364", scale="fast", out=tmp_path)

@@ -29,6 +29,7 @@ segment weights tuned by differential evolution; synthetic CBF instead of the UC
 
 from __future__ import annotations
 
+import operator
 import statistics
 from collections.abc import Iterable
 
@@ -123,10 +124,10 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     one, two = ARMS
 
     def paired(n: int, key: str, op) -> list[float]:
-        return [op(a, b) for a, b in zip(values(one, n, key), values(two, n, key))]
+        return list(map(op, values(one, n, key), values(two, n, key)))
 
     measured += [
-        row(f"test error one step − two steps, n={n}/class", paired(n, "test error", _minus),
+        row(f"test error one step − two steps, n={n}/class", paired(n, "test error", operator.sub),
             "points")
         for n in sizes
     ]  # fmt: skip
@@ -137,10 +138,10 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
         "shrink": f"one-step gap shrink, n={small} → {large}/class",
     }
     measured += [
-        row(names["loss"], paired(middle, "training loss", _ratio), ""),
-        row(names["gaps"], paired(middle, "gap", _minus), "points"),
-        row(names["shrink"], [a - b for a, b in zip(values(one, small, "gap"),
-                                                    values(one, large, "gap"))], "points"),
+        row(names["loss"], paired(middle, "training loss", operator.truediv), ""),
+        row(names["gaps"], paired(middle, "gap", operator.sub), "points"),
+        row(names["shrink"], list(map(operator.sub, values(one, small, "gap"),
+                                      values(one, large, "gap"))), "points"),
     ]  # fmt: skip
     run.figure("one_two_step.png", lambda path: _plot(path, sizes, runs))
     return run.result(
@@ -159,14 +160,6 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
         config={"length": LENGTH, "segments": SEGMENTS, "sizes_per_class": list(sizes),
                 "training": TRAIN, "test_per_class": TEST_PER_CLASS},
     )  # fmt: skip
-
-
-def _minus(a: float, b: float) -> float:
-    return a - b
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b
 
 
 def _plot(path, sizes: tuple[int, ...], runs: dict) -> None:
