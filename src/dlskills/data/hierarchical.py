@@ -1,6 +1,6 @@
 """A hierarchical concept: a target a ResNet learns from few samples and a kernel does not
 (catalog 1905.10337: Allen-Zhu & Li, "What Can ResNet Learn Efficiently, Going Beyond Kernels?",
-NeurIPS 2019, §2's concept class H(x) = F(x) + α·G(F(x))).
+NeurIPS 2019: concepts H(x) = F(x) + α·G(F(x)) of three-layer residual networks).
 
 x ~ N(0, I_dim). ``k`` orthonormal directions u_1 … u_k (rows of Q, the QR factor of a Gaussian
 matrix drawn from ``concept_seed``) define the base features, quadratic neurons normalised to
