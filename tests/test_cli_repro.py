@@ -11,15 +11,15 @@ def test_list_names_the_registered_reproductions(capsys):
     assert main(["repro", "--list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "fast: reproduced" in lines["1812.05994"]
-    assert "1905.10337" not in lines  # planned, no reproduction
+    assert "1404.7828" not in lines  # a survey (doc entry): no reproduction
 
 
 def test_unknown_ids_and_entries_without_a_reproduction_fail_cleanly(capsys, tmp_path):
     assert main(["repro", "1812.0599", "--out", str(tmp_path / "x")]) == 2
     assert "did you mean 1812.05994" in capsys.readouterr().err
-    assert main(["repro", "1905.10337", "--out", str(tmp_path / "x")]) == 2
+    assert main(["repro", "1404.7828", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "1905.10337" in err and "has no registered reproduction (status: planned" in err
+    assert "1404.7828" in err and "has no registered reproduction (status: implemented" in err
     assert not (tmp_path / "x").exists()
 
 

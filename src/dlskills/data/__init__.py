@@ -13,6 +13,9 @@ teacher    synthetic     regression on the outputs of a random teacher MLP (+ no
 adding     synthetic     long-term RNN task: sum of the two marked values (1211.5063)
 temporal_  synthetic     long-term RNN task: order of two relevant symbols among distractors
 order                    (1211.5063)
+hierarch-  synthetic     regression on H = F + α·G(F): quadratic features along k hidden
+ical                     directions and their products (1905.10337's concept class)
+cbf        synthetic     Cylinder–Bell–Funnel time series, 3 classes (1407.4364)
 mnist      local         MNIST IDX files from ``data_dir`` (raw or .gz)
 cifar10    local         CIFAR-10 python batches from ``data_dir`` (restricted unpickler)
 =========  ============  =====================================================================

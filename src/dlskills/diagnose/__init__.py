@@ -69,6 +69,11 @@ _EXPORTS: dict[str, str] = {
     "attribute": "attribution",
     "GradMask": "gradmask",
     "gradcheck": "gradcheck",
+    "ntk_features": "kernels",
+    "ntk_gram": "kernels",
+    "RandomReLUFeatures": "kernels",
+    "kernel_ridge": "kernels",
+    "KernelFit": "kernels",
 }
 
 __all__ = sorted(_EXPORTS)
