@@ -4,7 +4,8 @@ schedule and warm-up are ``dlskills.optim.schedules.build_schedule``) and the la
 check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``); decoupled
 training with delayed gradients (catalog 1906.09108, ``decoupled``); the consensus-of-models
 prediction filter (catalog 1901.06566, ``consensus``); layer-wise training then fusion (catalog
-1905.07490, ``layerwise``)."""
+1905.07490, ``layerwise``); targeted sparsity regularisation (catalog 2002.09237,
+``targeted_sparsity``)."""
 
 from dlskills.train.techniques.consensus import (
     ConsensusFilter,
@@ -42,6 +43,10 @@ from dlskills.train.techniques.mixup import (
     sample_lambda,
 )
 from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
+from dlskills.train.techniques.targeted_sparsity import (
+    TargetedSparsity,
+    activation_sparsity,
+)
 
 __all__ = [
     "ArmResult",
@@ -55,6 +60,8 @@ __all__ = [
     "LayerwiseResult",
     "MixedBatch",
     "Mixup",
+    "TargetedSparsity",
+    "activation_sparsity",
     "consensus_report",
     "decoupled_check",
     "large_batch_check",
