@@ -34,6 +34,7 @@ from torch import nn
 from dlskills.models._quickfit import accuracy, digits_tensors
 from dlskills.nn.sparse_backprop import backward_mac_saving, sparsify_backprop
 from dlskills.repro import register
+from dlskills.repro._support import one_thread
 from dlskills.repro.result import Claim, Measured, Result, Run, Threshold
 
 CATALOG_ID = "1905.10194"
@@ -136,10 +137,11 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     """Dense vs SBP vs MSBP on the digits MLP (see the module doc)."""
     run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(5)})
     epochs = run.pick(fast=15, full=40)
-    torch.set_num_threads(1)  # wall time on one thread, the same for every arm
-    runs = {
-        name: [train_arm(alpha, seed, epochs) for seed in run.seeds] for name, alpha in ARMS.items()
-    }
+    with one_thread():  # wall time on one thread, the same for every arm
+        runs = {
+            name: [train_arm(alpha, seed, epochs) for seed in run.seeds]
+            for name, alpha in ARMS.items()
+        }
     run.figure("msbp.png", lambda path: plot_msbp(runs, path))
     final = {name: [r.accuracy[-1] for r in arm] for name, arm in runs.items()}
 

@@ -33,6 +33,7 @@ from torch import nn
 from dlskills.models import create
 from dlskills.models._quickfit import accuracy, digits_tensors
 from dlskills.repro import register
+from dlskills.repro._support import one_thread
 from dlskills.repro.result import Claim, Measured, Result, Run, Threshold
 from dlskills.train.techniques.targeted_sparsity import TargetedSparsity, activation_sparsity
 
@@ -114,10 +115,11 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     """Plain / dropout / BN / targeted sparsity on a digits MLP and CNN (see the module doc)."""
     run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(5)})
     epochs = run.pick(fast={"MLP": 30, "CNN": 20}, full={"MLP": 150, "CNN": 100})
-    runs = {
-        task: {arm: [train_arm(task, arm, s, epochs[task]) for s in run.seeds] for arm in ARMS}
-        for task in TASKS
-    }
+    with one_thread():  # the same numbers on every machine
+        runs = {
+            task: {arm: [train_arm(task, arm, s, epochs[task]) for s in run.seeds] for arm in ARMS}
+            for task in TASKS
+        }
     run.figure("targeted_sparsity.png", lambda path: plot_targeted_sparsity(runs, path))
 
     def row(name: str, values: list[float], unit: str = "%") -> Measured:

@@ -5,7 +5,7 @@ check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``
 training with delayed gradients (catalog 1906.09108, ``decoupled``); the consensus-of-models
 prediction filter (catalog 1901.06566, ``consensus``); layer-wise training then fusion (catalog
 1905.07490, ``layerwise``); targeted sparsity regularisation (catalog 2002.09237,
-``targeted_sparsity``)."""
+``targeted_sparsity``); ROI regularisation (catalog 1905.08615, ``roi``)."""
 
 from dlskills.train.techniques.consensus import (
     ConsensusFilter,
@@ -43,6 +43,7 @@ from dlskills.train.techniques.mixup import (
     sample_lambda,
 )
 from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
+from dlskills.train.techniques.roi import block_contributions, roi_mask, roi_regularization
 from dlskills.train.techniques.targeted_sparsity import (
     TargetedSparsity,
     activation_sparsity,
@@ -62,6 +63,7 @@ __all__ = [
     "Mixup",
     "TargetedSparsity",
     "activation_sparsity",
+    "block_contributions",
     "consensus_report",
     "decoupled_check",
     "large_batch_check",
@@ -70,6 +72,8 @@ __all__ = [
     "mixup_detection",
     "param_groups_no_bias_decay",
     "plot_decoupled",
+    "roi_mask",
+    "roi_regularization",
     "sample_lambda",
     "smooth_targets",
     "soft_cross_entropy",
