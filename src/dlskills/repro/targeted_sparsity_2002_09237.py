@@ -4,7 +4,8 @@ Regularization" (2020).
 
 Claim: activation sparsity indicates overfitting (it rises as a network overfits), and
 regularising it layer by layer lets a large network train long without overfitting, with a
-higher test accuracy than dropout or batch normalisation (CIFAR-10/100, SVHN; Table 1).
+higher test accuracy than dropout or batch normalisation on well-known image datasets and
+architectures (abstract).
 
 Measured (``dlskills.train.techniques.targeted_sparsity``): two networks on the first 300
 training digits (a regime that overfits: 100 % training accuracy) — a 2×512 ReLU MLP on the flat
@@ -13,12 +14,12 @@ arms from the same initial weights and batches: plain (the control), dropout (p 
 hidden units, before the CNN's classifier), batch norm, and targeted sparsity (λ = 10, target
 τ = 0.5 on every ReLU, T = 0.1). SGD with momentum 0.9 (lr 0.01 MLP, 0.05 CNN), batches of 32.
 Per seed: each arm's final test accuracy, TSR's gain over the three others, and the plain
-network's last-ReLU sparsity change over the second half of training, when it fits the
-training set and only overfits further (the indicator).
+network's last-ReLU sparsity change over the second half of training, from ≥ 98 % to 100 %
+training accuracy, where the net only overfits further (the indicator).
 
-Deviations: digits instead of CIFAR/SVHN; one target for every layer instead of the paper's
-per-layer targets chosen from its sparsity visualisation; the regulariser's form is the one in
-``targeted_sparsity`` (a hinge on a relaxed zero fraction).
+Deviations: 300 digits instead of the paper's image benchmarks; one target for every layer
+instead of per-layer targets chosen from the paper's sparsity visualisation; the regulariser's
+form is the one in ``targeted_sparsity`` (a hinge on a relaxed zero fraction).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ TASKS = {"MLP": 0.01, "CNN": 0.05}  # task -> learning rate
 CLAIM = Claim(
     text="Activation sparsity rises as a network overfits; targeted sparsity regularisation "
     "counteracts it and beats dropout and batch normalisation.",
-    value="e.g. CIFAR-10 VGG: higher test accuracy than dropout and BN",
-    source="Sec. 4, Table 1",
+    value="higher image-classification accuracy than dropout and batch normalisation",
+    source="abstract and experiments",
 )
 
 
@@ -135,7 +136,7 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
                 row(name, [t - o for t, o in zip(final["TSR"], final[other])], "points")
             )
             thresholds.append(Threshold(name, ">", 0.0, f"paper: TSR beats {other}"))
-        half = epochs[task] // 2  # the second half: training accuracy is 100 %, the net overfits
+        half = epochs[task] // 2  # the second half: training accuracy ≥ 98 % -> 100 %
         rise = [100 * (h["sparsity"][-1] - h["sparsity"][half - 1]) for h in arms["plain"]]
         name = f"{task}: sparsity rise while the plain net overfits"
         measured.append(row(name, rise, "points"))
