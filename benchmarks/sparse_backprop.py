@@ -18,26 +18,18 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from dlskills.nn.sparse_backprop import backprop_memories, sparsify_backprop
-
-
-def mlp(width: int, sparse_ratio: float | None) -> nn.Module:
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
-    )
-    if sparse_ratio is not None:
-        sparsify_backprop(model, 1.0, 0.0, skip=("0", "2"))  # output layer dense, counted
-        sparsify_backprop(model, sparse_ratio, 0.8)
-    return model
+from dlskills.nn.sparse_backprop import backprop_memories
+from dlskills.repro.msbp_1905_10194 import msbp_mlp
 
 
 def backward_medians(width: int, batch: int, ratio: float, rounds: int) -> tuple[float, ...]:
     """(dense seconds, MSBP seconds, MAC ratio) of one backward pass, medians over rounds."""
     x, y = torch.randn(batch, 784), torch.randint(0, 10, (batch,))
-    models = {"dense": mlp(width, None), "msbp": mlp(width, ratio)}
+    models = {
+        "dense": msbp_mlp(None, inputs=784, width=width),
+        "msbp": msbp_mlp(0.8, inputs=784, width=width, ratio=ratio),
+    }
     times: dict[str, list[float]] = {name: [] for name in models}
     for round_ in range(rounds + 2):  # two warm-up rounds
         for name, model in models.items():

@@ -58,21 +58,30 @@ class ArmRun:
     backward_ms: float = 0.0
 
 
-def _mlp(alpha: float | None) -> nn.Module:
+def msbp_mlp(
+    alpha: float | None, *, inputs: int = 64, width: int = WIDTH, ratio: float = RATIO
+) -> nn.Module:
+    """ReLU MLP inputs-width-width-10; with ``alpha`` (memory ratio) its hidden layers are MSBP
+    with the top ``ratio`` of the units and its output layer an MSBP layer with k = all (dense,
+    its multiply-adds counted); ``alpha=None``: plain layers."""
     model = nn.Sequential(
-        nn.Linear(64, WIDTH), nn.ReLU(), nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10)
+        nn.Linear(inputs, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, 10),
     )
     if alpha is None:
         return model
-    sparsify_backprop(model, 1.0, 0.0, skip=("0", "2"))  # output layer: dense, counted
-    return sparsify_backprop(model, RATIO, alpha)
+    sparsify_backprop(model, 1.0, 0.0, skip=("0", "2"))
+    return sparsify_backprop(model, ratio, alpha)
 
 
 def train_arm(alpha: float | None, seed: int, epochs: int) -> ArmRun:
     """The digits MLP trained with backprop ``alpha`` (None: dense, else MSBP's memory ratio)."""
     x_train, y_train, x_test, y_test = digits_tensors(seed, image=False)
     torch.manual_seed(seed)
-    model = _mlp(alpha)
+    model = msbp_mlp(alpha)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     generator = torch.Generator().manual_seed(seed)
     run, step_times = ArmRun(), []
