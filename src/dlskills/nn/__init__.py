@@ -3,7 +3,8 @@
 (``dlskills.nn.normalization``, catalog norm-layers), the dropout family (``dlskills.nn.dropout``,
 dropout-2014), the SELU kit (``dlskills.nn.selu``,
 1706.02515), Fixup blocks (``dlskills.nn.fixup``, 1901.09321), the selective softmax
-(``dlskills.nn.selective_softmax``, 1801.01687) and functional forms
+(``dlskills.nn.selective_softmax``, 1801.01687), memorized sparse backprop
+(``dlskills.nn.sparse_backprop``, 1905.10194) and functional forms
 (``dlskills.nn.functional``). ``LAYERS`` registers every technique layer by name and catalog id.
 """
 
@@ -31,6 +32,11 @@ from dlskills.nn.selu import (
     alpha_dropout,
     lecun_normal_,
 )
+from dlskills.nn.sparse_backprop import (
+    SparseBackpropConv2d,
+    SparseBackpropLinear,
+    sparsify_backprop,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -51,6 +57,8 @@ __all__ = [
     "ScalarScale",
     "SelectiveSoftmax",
     "SelfNormalizingMLP",
+    "SparseBackpropConv2d",
+    "SparseBackpropLinear",
     "SpatialDropout",
     "VarGroupConv2d",
     "alpha_dropout",
@@ -63,5 +71,6 @@ __all__ = [
     "make_norm",
     "register_layer",
     "selective_softmax_check",
+    "sparsify_backprop",
     "spatial_dropout",
 ]

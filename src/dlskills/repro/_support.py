@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
+import torch
 from torch import nn
 
 HE_GAIN = math.sqrt(2.0)
@@ -40,3 +42,15 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Least-squares (slope, intercept) of y on x."""
     slope, intercept = statistics.linear_regression(list(map(float, x)), list(map(float, y)))
     return slope, intercept
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one torch thread (restored after): wall times comparable between arms
+    and results the same on every machine, whatever its core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

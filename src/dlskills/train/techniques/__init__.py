@@ -5,7 +5,9 @@ check (catalog 1706.02677; the rule and warm-up are ``dlskills.optim.schedules``
 training with delayed gradients (catalog 1906.09108, ``decoupled``); the consensus-of-models
 prediction filter (catalog 1901.06566, ``consensus``); layer-wise training then fusion (catalog
 1905.07490, ``layerwise``); ensembles trained with the modular loss (catalog 1902.04422,
-``ensemble``); co-teaching under label noise (catalog 1905.07202, ``coteaching``)."""
+``ensemble``); co-teaching under label noise (catalog 1905.07202, ``coteaching``); targeted
+sparsity regularisation (catalog 2002.09237, ``targeted_sparsity``); ROI regularisation (catalog
+1905.08615, ``roi``)."""
 
 from dlskills.train.techniques.consensus import (
     ConsensusFilter,
@@ -58,6 +60,11 @@ from dlskills.train.techniques.mixup import (
     sample_lambda,
 )
 from dlskills.train.techniques.no_bias_decay import param_groups_no_bias_decay
+from dlskills.train.techniques.roi import block_contributions, roi_mask, roi_regularization
+from dlskills.train.techniques.targeted_sparsity import (
+    TargetedSparsity,
+    activation_sparsity,
+)
 
 __all__ = [
     "ArmResult",
@@ -75,6 +82,9 @@ __all__ = [
     "MixedBatch",
     "Mixup",
     "ModularLoss",
+    "TargetedSparsity",
+    "activation_sparsity",
+    "block_contributions",
     "combine",
     "consensus_report",
     "coteaching_loss",
@@ -89,6 +99,8 @@ __all__ = [
     "noisy_labels",
     "param_groups_no_bias_decay",
     "plot_decoupled",
+    "roi_mask",
+    "roi_regularization",
     "sample_lambda",
     "small_loss_selection",
     "smooth_targets",
