@@ -68,3 +68,9 @@ def test_papers_solution_detector_on_constructed_weights():
     with torch.no_grad():
         net[0].weight.copy_(good.abs().neg() * torch.tensor([1, 1, 1, -1, -1, -1]))
     assert not _papers_solution(SimpleNamespace(model=net))  # the two units of the same sign
+
+
+def test_one_seed_draws_one_weight_panel(tmp_path):
+    result = repro.get("rumelhart-1986")(scale="fast", seeds=[0], out=tmp_path)
+    assert result.run["seeds"] == [0]
+    assert [p for p in tmp_path.iterdir() if p.suffix == ".png"]

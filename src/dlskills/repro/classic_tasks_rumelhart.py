@@ -64,7 +64,8 @@ def _plot_weights(results, seeds, path, title: str) -> None:
     from dlskills._plot import new_figure, save_figure
 
     fig, axes = new_figure(1, len(results), size=(2.6, 2.4))
-    for ax, seed, result in zip(axes.flat, seeds, results):
+    panels = axes.flat if len(results) > 1 else [axes]  # one run: new_figure gives one Axes
+    for ax, seed, result in zip(panels, seeds, results):
         weights = result.model[0].weight.detach()
         limit = float(weights.abs().max())
         image = ax.imshow(weights.numpy(), cmap="coolwarm", vmin=-limit, vmax=limit)
