@@ -3,7 +3,8 @@
 ``train(model, optimizer, data, steps=..., batch_size=..., seed=...)`` draws batches with its own
 generator (so every optimizer sees the same batches for a seed), gives optimizers that need a
 closure (``dlskills.optim.closure_kind`` "backward": STORM, vSGD) the torch-convention closure
-over the current batch, and records the batch loss of every step, the full training loss and the
+over the current batch ("graph": CurveBall, natural gradient — (loss, outputs), no backward), and
+records the batch loss of every step, the full training loss and the
 test accuracy every ``eval_every`` steps. ``mlp`` and ``data`` are the model and split the
 reproductions share.
 """
@@ -78,7 +79,8 @@ def train(
     x_train, y_train, x_test, y_test = data
     generator = torch.Generator().manual_seed(seed)
     curves = Curves()
-    needs_closure = closure_kind(optimizer) == "backward"
+    kind = closure_kind(optimizer)
+    needs_closure = kind in ("backward", "graph")
     order = torch.randperm(len(x_train), generator=generator)
     position = 0
 
@@ -100,6 +102,13 @@ def train(
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
             return loss
+
+        def graph_closure(xb: torch.Tensor = xb, yb: torch.Tensor = yb):
+            outputs = model(xb)
+            return F.cross_entropy(outputs, yb), outputs
+
+        if kind == "graph":
+            closure = graph_closure
 
         loss = optimizer.step(closure) if needs_closure else closure()
         if not needs_closure:
