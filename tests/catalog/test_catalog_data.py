@@ -190,7 +190,10 @@ def test_resolve_imports_modules_then_gets_attributes():
 
 
 def test_validate_flags_each_kind_of_problem():
-    good = dataclasses.replace(catalog.get("1902.09843"), status="planned", implemented_by=())
+    # an id with no reproduction registered under it (the status rule is tested below)
+    good = dataclasses.replace(
+        catalog.get("1902.09843"), id="x", status="planned", implemented_by=()
+    )
     entries = [
         good,
         dataclasses.replace(good),  # duplicate id
@@ -236,7 +239,7 @@ def test_validate_flags_each_kind_of_problem():
     by_id = {}
     for problem in problems:
         by_id.setdefault(problem.split(":", 1)[0], []).append(problem)
-    assert by_id["1902.09843"] == ["1902.09843: duplicate id"]
+    assert by_id["x"] == ["x: duplicate id"]
     assert by_id["k"] == ["k: unknown kind 'demo' (known: code, check, doc)"]
     assert by_id["e"] == ["e: kind is empty (use some of code, check, doc)"]
     assert by_id["s"] == ["s: unknown status 'done' (known: planned, implemented, verified)"]
@@ -253,6 +256,31 @@ def test_validate_flags_each_kind_of_problem():
     assert by_id["t"] == ["t: check 'tests/no/test_such_file.py': no such test file"]
     assert "ok" not in by_id
     assert len(problems) == 12
+
+
+def test_a_code_entry_takes_its_status_from_a_reproduction_registered_under_its_id():
+    """A `code` row names no check (its kind has none), yet the claim of its paper may be
+    checked by a reproduction registered under the row's own id: the status follows its fast
+    verdict as for a `check` row, and `verified` needs it."""
+    registered = catalog.get("1812.05994")  # reproduction registered, fast verdict reproduced
+    code_row = dataclasses.replace(
+        catalog.get("1902.09843"),
+        id=registered.id,
+        kind=("code",),
+        check="",
+        implemented_by=("dlskills.catalog.validate",),
+    )
+    assert catalog.reproduction_of(code_row) == "1812.05994"
+    assert catalog.validate([dataclasses.replace(code_row, status="verified")]) == []
+    assert catalog.validate([dataclasses.replace(code_row, status="implemented")]) == [
+        "1812.05994: reproduction: its reproduction's fast verdict is 'reproduced', so the "
+        "status is 'verified', not 'implemented'"
+    ]
+    unchecked = dataclasses.replace(code_row, id="no-such-reproduction", status="verified")
+    assert catalog.reproduction_of(unchecked) is None
+    assert catalog.validate([unchecked]) == [
+        "no-such-reproduction: status 'verified' but no check is named"
+    ]
 
 
 def test_from_toml_rejects_malformed_entries():

@@ -99,8 +99,11 @@ def _print_list(entries: list, catalog) -> None:
     console.print(Text(_counts_line(catalog.status_counts(entries), len(entries)), style="bold"))
 
 
-def _check_hint(entry_id: str, check: str) -> str:
-    return f"{check}  (run: dlskills repro {entry_id})" if check else "—"
+def _check_hint(entry) -> str:
+    from dlskills import catalog
+
+    check = entry.check or catalog.reproduction_of(entry)
+    return f"{check}  (run: dlskills repro {entry.id})" if check else "—"
 
 
 def _print_entry(entry) -> None:
@@ -129,7 +132,7 @@ def _print_entry(entry) -> None:
     rows.append(("implemented by", "\n".join(entry.implemented_by) or "— (nothing yet)"))
     if entry.see_also or "doc" in entry.kind:
         rows.append(("see also", "\n".join(entry.see_also) or "—"))
-    rows.append(("check", _check_hint(entry.id, entry.check)))
+    rows.append(("check", _check_hint(entry)))
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)

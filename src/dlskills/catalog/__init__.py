@@ -9,10 +9,13 @@ component registries so tests can check that every registered component appears 
 Status of an entry:
   planned      nothing in dlskills implements it yet (``implemented_by`` is empty)
   implemented  ``implemented_by`` names the code (dotted paths that import)
-  verified     implemented, and ``check`` names the reproduction/test that verifies its claim
+  verified     implemented, and ``check`` (or a reproduction registered under the entry's id)
+               names the reproduction/test that verifies its claim
 
 ``check`` is the id of a registered reproduction (``dlskills.repro``: usually the entry's own id),
-a test file of the checkout, or (not verified yet) the entry's own id. With a reproduction the
+a test file of the checkout, or (not verified yet) the entry's own id; an entry has one exactly
+when its kind includes ``check``. A ``code`` entry whose paper's claim is also checked has a
+reproduction registered under its own id instead (``reproduction_of``). With a reproduction the
 status follows from it: ``verified`` exactly when its fast verdict (declared at registration and
 asserted by its test) is ``reproduced``, otherwise ``implemented``.
 
@@ -224,23 +227,41 @@ def _tests_folder() -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def reproduction_of(entry: Entry) -> str | None:
+    """The id of the registered reproduction that checks ``entry``: its ``check`` when that is
+    registered, else its own id when a reproduction is registered under it (a ``code`` entry
+    whose paper's claim is checked too), else None."""
+    from dlskills import repro
+
+    for candidate in (entry.check, entry.id):
+        if candidate and repro.is_registered(candidate):
+            return candidate
+    return None
+
+
+def _status_problems(entry: Entry, reproduction: str, where: str) -> list[str]:
+    """The status follows from a registered reproduction: ``verified`` exactly when its declared
+    (and tested) fast verdict is ``reproduced``, ``implemented`` otherwise."""
+    from dlskills import repro
+
+    verdict = repro.fast_verdict(reproduction)
+    expected = "verified" if verdict == "reproduced" else "implemented"
+    if entry.status != expected:
+        return [
+            f"{where}: its reproduction's fast verdict is {verdict!r}, so the status is "
+            f"{expected!r}, not {entry.status!r}"
+        ]
+    return []
+
+
 def _check_problems(entry: Entry) -> list[str]:
     """A check names a registered reproduction (``dlskills.repro``), a test file of the checkout,
-    or, for a planned entry, its own id (the reproduction to come). The status follows from a
-    registered reproduction: ``verified`` exactly when its declared (and tested) fast verdict is
-    ``reproduced``, ``implemented`` otherwise."""
+    or, for a planned entry, its own id (the reproduction to come)."""
     from dlskills import repro
 
     where = f"{entry.id}: check {entry.check!r}"
     if repro.is_registered(entry.check):
-        verdict = repro.fast_verdict(entry.check)
-        expected = "verified" if verdict == "reproduced" else "implemented"
-        if entry.status != expected:
-            return [
-                f"{where}: its reproduction's fast verdict is {verdict!r}, so the status is "
-                f"{expected!r}, not {entry.status!r}"
-            ]
-        return []
+        return _status_problems(entry, entry.check, where)
     if entry.check.startswith("tests/") and entry.check.endswith(".py"):
         tests = _tests_folder()
         if tests is not None and not (tests.parent / entry.check).is_file():
@@ -277,10 +298,13 @@ def validate(entries: Sequence[Entry]) -> list[str]:
             problems.append(f"{entry.id}: doc entry marked {entry.status!r} has no summary")
         if entry.status == "planned" and entry.implemented_by:
             problems.append(f"{entry.id}: status 'planned' but implemented_by is set")
-        if entry.status == "verified" and not entry.check:
+        reproduction = reproduction_of(entry)
+        if entry.status == "verified" and not entry.check and reproduction is None:
             problems.append(f"{entry.id}: status 'verified' but no check is named")
         if entry.check:
             problems += _check_problems(entry)
+        elif reproduction is not None:
+            problems += _status_problems(entry, reproduction, f"{entry.id}: reproduction")
         for field_name in ("implemented_by", "see_also"):
             for path in getattr(entry, field_name):
                 problem = _path_problem(entry.id, field_name, path)
@@ -333,6 +357,7 @@ __all__ = [
     "load",
     "registries",
     "registry_links",
+    "reproduction_of",
     "resolve",
     "sections",
     "status_counts",

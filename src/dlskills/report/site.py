@@ -249,7 +249,7 @@ def _cli_commands(entry: catalog.Entry, has_result: bool) -> list[str]:
     for kind, name in _registered().get(entry.id, []):
         if kind in _TRAIN_OPTIONS:
             commands.append(f"dlskills train {_TRAIN_OPTIONS[kind]} {name}")
-    if entry.check or has_result:
+    if entry.check or has_result or catalog.reproduction_of(entry):
         commands.append(f"dlskills repro {entry.id}")
     return list(dict.fromkeys(commands))
 
