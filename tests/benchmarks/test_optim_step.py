@@ -1,6 +1,7 @@
 """benchmarks/optim_step.py: progress lines per round and a figure with a legend."""
 
 import argparse
+import re
 import importlib.util
 from pathlib import Path
 
@@ -22,8 +23,14 @@ def test_one_line_per_round_and_a_legend_that_names_the_colours(
     monkeypatch.setitem(optim_step.SHAPE_SETS, "tiny", [(16,), (4, 4)])
     args = argparse.Namespace(rounds=3, optimizers=["adabound"], compile=[])
     median = optim_step.bench_shape("tiny", args)
-    rounds = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
-    assert rounds == [f"tiny: round {r}/3 {len(median)} candidates" for r in (1, 2, 3)]
+    printed = capsys.readouterr()
+    rounds = [line.split(" (")[0] for line in printed.err.splitlines()]
+    # the in-place add that measures the bandwidth is timed beside the candidates
+    assert rounds == [f"tiny: round {r}/3 {len(median) + 1} candidates" for r in (1, 2, 3)]
+    # each zoo row against its memory-traffic bound: adabound's 7 passes
+    [row] = [line for line in printed.out.splitlines() if line.startswith("| adabound default")]
+    assert re.search(r"\| \d+\.\d\d \(7\) \|$", row), row
+    assert "GB/s (an in-place add of the 32 floats" in printed.out
 
     optim_step.plot({"tiny": median}, str(tmp_path / "steps.png"))
     [fig] = saved_figures
