@@ -62,10 +62,15 @@ def _readme_rows() -> list[str]:
 
 def test_readme_table_is_the_registry_at_fast_scale():
     rows = _readme_rows()
-    ids = repro.ids()
-    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == ids
-    for entry_id, row in zip(ids, rows, strict=True):
-        assert row.endswith(f" | {repro.fast_verdict(entry_id)} |"), row
+    shown = {row.split(" | ")[0].removeprefix("| "): row for row in rows}
+    expected = []
+    for entry_id in repro.ids():
+        verdict = repro.fast_verdict(entry_id)
         claim = getattr(inspect.getmodule(repro.get(entry_id)), "CLAIM", None)
         if isinstance(claim, Claim):
-            assert row == table_row(entry_id, claim, repro.fast_verdict(entry_id))
+            expected.append(table_row(entry_id, claim, verdict))
+        else:  # a module with several claims: the row of `repro --all`'s table.md, as shown
+            row = shown.get(entry_id, f"| {entry_id} | (run repro --all) | (table.md) | ? |")
+            expected.append(row.rsplit(" | ", 1)[0] + f" | {verdict} |")
+    # on failure the diff shows the rows to paste (or rerun `dlskills repro --all --scale fast`)
+    assert rows == expected
