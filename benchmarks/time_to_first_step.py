@@ -146,8 +146,8 @@ def main() -> None:
     )
     verdict = "met" if over <= TARGET_S else "not met"
     print(
-        f"target (import torch + {TARGET_S:g} s): {verdict}, +{over:.2f} s; of it torch's own "
-        f"optimizer (torch._dynamo import) +{floor:.2f} s, dlskills +{over - floor:.2f} s"
+        f"target (import torch + {TARGET_S:g} s): {verdict}, {over:+.2f} s; of it torch's own "
+        f"optimizer (torch._dynamo import) {floor:+.2f} s, dlskills {over - floor:+.2f} s"
     )
     loaded = sorted({name for p in probes for name in p["loaded"]})
     print(f"heavy modules loaded by the first step: {', '.join(loaded) or 'none'}")
