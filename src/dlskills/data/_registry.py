@@ -154,7 +154,7 @@ def _proportional_counts(
     counts = np.floor(shares)
     missing = int(draws - counts.sum())
     remainders = shares - counts
-    # distinct remainders, largest first (np.unique would import numpy.ma: 50 ms at start-up)
+    # distinct remainders, largest first (np.unique would import numpy.ma before the first step)
     for remainder in sorted(set(remainders.tolist()), reverse=True):
         if missing == 0:
             break
