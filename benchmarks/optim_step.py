@@ -19,11 +19,17 @@ brackets).
 
     python benchmarks/optim_step.py [--rounds 15] [--shapes resnet18 small large]
                                     [--compile adabound aggmo] [--threads N] [--png FILE]
+                                    [--json FILE]
+    python benchmarks/optim_step.py --from-json FILE --png FILE    (redraw, no timing)
+
+``--json`` saves the medians (seconds per step, by list and candidate) so that the figure can be
+redrawn later without timing again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 import warnings
@@ -297,12 +303,26 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--png", help="also draw the ratios to Adam(fused) as bar charts here")
+    parser.add_argument("--json", help="also save the medians (s per step) to this JSON file")
+    parser.add_argument(
+        "--from-json", metavar="FILE", help="draw --png from a --json file instead of timing"
+    )
     args = parser.parse_args()
+    if args.from_json:
+        if not args.png:
+            parser.error("--from-json draws a figure: give --png FILE")
+        with open(args.from_json, encoding="utf-8") as file:
+            plot(json.load(file)["medians"], args.png)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     assert len(RESNET18_SHAPES) == 62
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds")
     results = {shape_name: bench_shape(shape_name, args) for shape_name in args.shapes}
+    if args.json:
+        record = {"torch": torch.__version__, "threads": torch.get_num_threads(), **vars(args)}
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump({"run": record, "medians": results}, file, indent=1)
     if args.png:
         plot(results, args.png)
 

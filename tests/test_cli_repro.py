@@ -68,6 +68,9 @@ def test_all_writes_one_folder_per_entry_and_an_index(monkeypatch, capsys, tmp_p
         {"id": "1812.05994", "verdict": "reproduced", "path": "1812.05994/result.json"}
     ]
     assert repro.load(tmp_path / "1812.05994").verdict == "reproduced"
+    assert (tmp_path / "table.md").read_text().splitlines()[2] == (
+        "| 1812.05994 | 1 | Fig. 1 | reproduced |"
+    )
 
 
 def test_ctrl_c_leaves_no_result_json(monkeypatch, capsys, tmp_path):

@@ -90,6 +90,12 @@ class Progress:
             line = plain_line(self.description, self.unit, done, self.total, what, seconds)
             print(line, file=self.stream, flush=True)
 
+    def status(self, what: str) -> None:
+        """Show ``what`` beside a terminal's bar without finishing a unit (work inside one, such
+        as a check's steps); plain output stays one line per finished unit."""
+        if self._bar is not None:
+            self._bar.update(self._task, what=what)
+
     def advance(self, what: str = "") -> None:
         self(self.done + 1, None, what)
 

@@ -45,3 +45,34 @@ def test_one_line_per_round_and_a_legend_that_names_the_colours(
     # one bar per candidate, named on the axis
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert sorted(ticks) == sorted(label.strip() for label in median)
+
+
+def test_saved_medians_redraw_the_figure_without_timing(
+    optim_step, monkeypatch, capsys, tmp_path, saved_figures
+):
+    import json
+    import sys
+
+    monkeypatch.setitem(optim_step.SHAPE_SETS, "tiny", [(16,), (4, 4)])
+    saved = tmp_path / "medians.json"
+    argv = ["optim_step.py", "--rounds", "1", "--shapes", "tiny", "--optimizers", "adabound"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--json", str(saved)])
+    optim_step.main()
+    medians = json.loads(saved.read_text())["medians"]
+    assert list(medians) == ["tiny"] and medians["tiny"]["torch Adam(fused)"] > 0
+
+    def no_timing(*args):
+        raise AssertionError("--from-json must not time anything")
+
+    monkeypatch.setattr(optim_step, "bench_shape", no_timing)
+    png = tmp_path / "redrawn.png"
+    monkeypatch.setattr(
+        sys, "argv", ["optim_step.py", "--from-json", str(saved), "--png", str(png)]
+    )
+    optim_step.main()
+    [fig] = saved_figures
+    assert fig.legends and "= torch Adam(fused)" in [
+        t.get_text() for t in fig.legends[0].get_texts()
+    ]
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert sorted(ticks) == sorted(label.strip() for label in medians["tiny"])

@@ -44,32 +44,34 @@ def test_doctor_cli_prints_one_plain_line_per_check_off_a_terminal(tmp_path, cap
     args = ["doctor", "--model", "mlp", "--fit-steps", "10", "--inits", "2", "--json"]
     assert main([*args, "--out", str(tmp_path / "d")]) == 0
     captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("doctor [")]
-    assert [line.split()[2] for line in lines] == list(STAGES)
-    assert lines[0].startswith(f"doctor [1/{len(STAGES)}] gradient_flow done in ")
+    lines = [line for line in captured.err.splitlines() if line.startswith("doctor: check ")]
+    assert [line.split()[3] for line in lines] == list(STAGES)
+    assert lines[0].startswith(f"doctor: check 1/{len(STAGES)} gradient_flow (")
     assert "causes" in json.loads(captured.out)  # stdout stays plain JSON
     assert main([*args, "--out", str(tmp_path / "e"), "--no-progress"]) == 0
-    assert "doctor [" not in capsys.readouterr().err
+    assert "doctor: " not in capsys.readouterr().err
 
 
-def test_rich_progress_draws_a_bar_per_check():
+def test_a_terminal_gets_one_bar_with_the_check_under_way():
     import io
 
     from rich.console import Console
 
-    from dlskills._cli.doctor import RichProgress
+    from dlskills._cli.doctor import CheckProgress
 
-    console = Console(file=io.StringIO(), force_terminal=True, width=100)
-    progress = RichProgress(("gradient_flow", "fitting"), console=console)
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
+    progress = CheckProgress(("gradient_flow", "fitting"), console=console)
     progress("gradient_flow", 0, 1)
     progress("gradient_flow", 1, 1)
     for step in range(5):
         progress("fitting", step, 5)
+    assert progress.bar.done == 1  # the fit's steps are shown, not counted as checks
     progress("fitting", 5, 5)
     progress.close()
-    assert [task.description for task in progress.progress.tasks] == ["gradient_flow", "fitting"]
-    assert all(task.finished for task in progress.progress.tasks)
-    assert "fitting" in console.file.getvalue()
+    assert progress.bar.done == 2
+    text = buffer.getvalue()
+    assert "2/2" in text and "fitting" in text and "doctor: check" not in text
 
 
 def test_doctor_run_checks_the_folder_and_model_before_loading(tmp_path, capsys):

@@ -64,77 +64,34 @@ def _from_run(path: str, args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     return run.model, run.splits, rows or None, run.path / "doctor"
 
 
-class PlainProgress:
-    """One line per finished check on stderr (when stderr is not a terminal)."""
+class CheckProgress:
+    """doctor's ``progress(stage, done, total)`` on the shared progress display
+    (dlskills._progress): one unit per finished check, so off a terminal one plain line each on
+    stderr (``doctor: check 3/7 init_check (1.9 s)``, the time since the start) and on a terminal
+    one bar, with the check under way and its steps (the short fit's) beside it."""
 
-    def __init__(self, stages: tuple[str, ...], stream: Any) -> None:
-        self.stages, self.stream = stages, stream
-        self.started: dict[str, float] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        import time
-
-        if done == 0:
-            self.started[stage] = time.perf_counter()
-        elif done == total:
-            seconds = time.perf_counter() - self.started.get(stage, time.perf_counter())
-            index = self.stages.index(stage) + 1 if stage in self.stages else 0
-            print(
-                f"doctor [{index}/{len(self.stages)}] {stage} done in {seconds:.2f} s",
-                file=self.stream,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        pass
-
-
-class RichProgress:
-    """A rich progress bar per check (its own line, filled as it runs; the short fit by step)."""
-
-    def __init__(self, stages: tuple[str, ...], console: Any = None) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def __init__(self, stages: tuple[str, ...], stream: Any = None, console: Any = None) -> None:
+        from dlskills._progress import Progress
 
         self.stages = stages
-        self.progress = Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console or Console(stderr=True),
-        )
-        self.tasks: dict[str, Any] = {}
-        self.progress.start()
+        self.bar = Progress("doctor", len(stages), unit="check", stream=stream, console=console)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        task = self.tasks.get(stage)
-        if task is None:
-            task = self.tasks[stage] = self.progress.add_task(stage, total=total)
-        self.progress.update(task, completed=done, total=total)
+        if done < total:
+            self.bar.status(f"{stage} {done}/{total}" if total > 1 else stage)
+        else:
+            self.bar(self.stages.index(stage) + 1, None, stage)
 
     def close(self) -> None:
-        self.progress.stop()
+        self.bar.close()
 
 
-def make_progress(enabled: bool, stream: Any = None) -> Any:
-    """Rich bars on a terminal, plain lines otherwise, None when disabled (on stderr)."""
-    import sys
-
+def make_progress(enabled: bool, stream: Any = None) -> CheckProgress | None:
+    """The doctor's progress display (a rich bar on a terminal, plain lines otherwise, on
+    stderr so that --json output stays clean); None when disabled."""
     from dlskills.diagnose.doctor import STAGES
 
-    if not enabled:
-        return None
-    stream = stream or sys.stderr
-    if stream.isatty():
-        return RichProgress(STAGES)
-    return PlainProgress(STAGES, stream)
+    return CheckProgress(STAGES, stream) if enabled else None
 
 
 def run(args: argparse.Namespace) -> int:

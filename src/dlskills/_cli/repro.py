@@ -3,8 +3,9 @@
 Runs the entry's registered reproduction (``dlskills.repro``; no tests/ folder needed), prints
 the claim, a table of each measured quantity against its threshold, and the verdict, and writes
 ``DIR/result.json`` plus figures (default DIR: ./repro/<id>). ``--all`` runs every registered
-entry (one folder each under DIR, default ./repro, plus ``index.json``) and prints the total
-time. ``--list`` lists the registered ids with their declared fast verdicts.
+entry (one folder each under DIR, default ./repro, plus ``index.json`` and ``table.md``, the
+README's table of claims and verdicts) and prints the total time. ``--list`` lists the
+registered ids with their declared fast verdicts.
 """
 
 from __future__ import annotations
@@ -147,13 +148,14 @@ class _Progress:
 
 def _run_all(args: argparse.Namespace) -> int:
     from dlskills import repro
-    from dlskills._io import atomic_write_json
+    from dlskills._io import atomic_write_json, atomic_write_text
+    from dlskills.report.repro_table import markdown_table
     from dlskills.repro.result import RESULT_FILE, SCHEMA, prepare_folder
 
     root = prepare_folder(args.out or "repro")
     ids = repro.ids()
     started = time.perf_counter()
-    entries = []
+    entries, results = [], []
     progress = _Progress(len(ids))
     try:
         for entry_id in ids:
@@ -161,6 +163,7 @@ def _run_all(args: argparse.Namespace) -> int:
             clock = time.perf_counter()
             result = repro.run(entry_id, scale=args.scale, seeds=args.seeds, out=root / entry_id)
             progress.finish(entry_id, result.verdict, time.perf_counter() - clock)
+            results.append(result)
             entries.append(
                 {"id": entry_id, "verdict": result.verdict, "path": f"{entry_id}/{RESULT_FILE}"}
             )
@@ -169,12 +172,13 @@ def _run_all(args: argparse.Namespace) -> int:
     total = time.perf_counter() - started
     index = {"schema": SCHEMA, "scale": args.scale, "wall_time_s": round(total, 3)}
     atomic_write_json(root / "index.json", {**index, "entries": entries})
+    atomic_write_text(root / "table.md", markdown_table(results))
     counts: dict[str, int] = {}
     for entry in entries:
         counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
     print(f"{len(entries)} reproductions at scale {args.scale} in {total:.1f} s: {summary}")
-    print(f"wrote {root / 'index.json'}")
+    print(f"wrote {root / 'index.json'} and {root / 'table.md'} (the README's table)")
     return 0
 
 

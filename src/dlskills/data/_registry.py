@@ -154,7 +154,8 @@ def _proportional_counts(
     counts = np.floor(shares)
     missing = int(draws - counts.sum())
     remainders = shares - counts
-    for remainder in np.unique(remainders)[::-1]:
+    # distinct remainders, largest first (np.unique would import numpy.ma before the first step)
+    for remainder in sorted(set(remainders.tolist()), reverse=True):
         if missing == 0:
             break
         (tied,) = np.where(remainders == remainder)

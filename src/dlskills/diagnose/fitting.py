@@ -207,7 +207,9 @@ class FitAnalysis:
         percent_axis(axes[0, 1], "y")
         if self.baseline_loss is not None:
             threshold_line(axes[0, 0], self.baseline_loss, "constant-predictor loss", color="grey")
-        axes[0, 0].set_title(f"loss; {self.gap_kind} gap {self.gap:.3g}")
+        # the accuracy gap in percentage points, as the accuracy axis; the loss gap relative
+        gap = f"{100 * self.gap:.1f} points" if "accuracy" in self.gap_kind else f"{self.gap:.0%}"
+        axes[0, 0].set_title(f"loss; {self.gap_kind} gap {gap}")
         axes[0, 1].set_title("accuracy")
         for ax in axes[0]:
             legend(ax)
