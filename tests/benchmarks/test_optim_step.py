@@ -1,8 +1,8 @@
 """benchmarks/optim_step.py: progress lines per round and a figure with a legend."""
 
 import argparse
-import re
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
