@@ -84,11 +84,19 @@ def test_rng_capture_restore_round_trip():
 
 
 def test_default_lr_is_the_optimizers_own():
-    """Documented defaults: torch.optim.SGD/Adam 1e-3, Adamax 2e-3, Adagrad 1e-2; AdamW gets
-    the measured recipe's 3e-3; AggMo declares none."""
+    """Documented defaults: torch.optim.Adam 1e-3, Adamax 2e-3, Adagrad 1e-2; AdamW gets the
+    measured recipe's 3e-3; plain SGD and ASGD the registry's run_lr 0.1 (torch's 1e-3 left a
+    2-epoch digits run at chance); AggMo declares none."""
     from dlskills.train.runs import default_lr
 
-    expected = {"sgd": 1e-3, "adam": 1e-3, "adamax": 2e-3, "adagrad": 1e-2, "adamw": 3e-3}
+    expected = {
+        "sgd": 0.1,
+        "asgd": 0.1,
+        "adam": 1e-3,
+        "adamax": 2e-3,
+        "adagrad": 1e-2,
+        "adamw": 3e-3,
+    }
     assert {name: default_lr(name) for name in expected} == expected
     with pytest.raises(ValueError, match=r"^config key 'lr' \(--lr\): optimizer 'aggmo' has no"):
         default_lr("aggmo")

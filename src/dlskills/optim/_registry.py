@@ -13,6 +13,8 @@ Metadata keys (they drive the shared conformance tests, the CLI listing and the 
   test_steps (int)        steps it needs there (default 500)
   test_tolerance (float)  bound on f(θ_T) − f(θ*) it must reach (default 1e-3)
   reference (str)         peer package implementing the same algorithm, e.g. "adabound"
+  run_lr (float)          the learning rate ``dlskills train`` uses without --lr, where the
+                          class default is no place to start a run (torch's SGD: 1e-3)
 """
 
 from dlskills._registry import Registry

@@ -186,7 +186,8 @@ def _optimizer_kwargs(
 
 def default_lr(optimizer: str) -> float:
     """The learning rate a run of ``optimizer`` gets without ``lr``: the recipe's 3e-3 for its
-    AdamW, else the default of the optimizer's registered class or factory."""
+    AdamW, the registry's ``run_lr`` where the class default is no place to start (plain SGD),
+    else the default of the optimizer's registered class or factory."""
     import inspect
 
     from dlskills import optim
@@ -194,6 +195,8 @@ def default_lr(optimizer: str) -> float:
     entry = _named("optimizer", optim.OPTIMIZERS.entry, optimizer)
     if entry.name == RECIPE_OPTIMIZER:
         return RECIPE_LR
+    if "run_lr" in entry.meta:
+        return float(entry.meta["run_lr"])
     parameter = inspect.signature(entry.obj).parameters.get("lr")
     if parameter is None or not isinstance(parameter.default, int | float):
         raise ValueError(
