@@ -304,12 +304,20 @@ def interleaved_rank(rank: int, port: int, rounds: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
-def spawn(target, *args) -> float:
-    """Run ``target(rank, *args)`` on WORLD spawned ranks; the wall time."""
+def spawn(target, *args, record: Path) -> float:
+    """Run ``target(rank, *args)`` on WORLD spawned ranks; the wall time. ``record`` is the file
+    rank 0 writes when its work is done: a rank killed by a signal after it exists (an abort at
+    interpreter exit, "terminate called without an active exception", seen in about 1 run in 6
+    of the byte-count ranks with or without the strategies' teardown) is reported, not fatal."""
     import torch.multiprocessing as mp
 
     started = time.perf_counter()
-    mp.start_processes(target, args=args, nprocs=WORLD, join=True, start_method="spawn")
+    try:
+        mp.start_processes(target, args=args, nprocs=WORLD, join=True, start_method="spawn")
+    except mp.ProcessExitedException as exc:
+        if not record.exists() or exc.signal_name is None:
+            raise
+        print(f"note: {exc} after its results were written; the results are kept")
     return time.perf_counter() - started
 
 
@@ -321,8 +329,9 @@ def epoch_times(ends: list[float]) -> list[float]:
 
 def run_interleaved(rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        spawn(interleaved_rank, free_port(), rounds, folder)
-        return json.loads((Path(folder) / "interleaved.json").read_text())
+        record = Path(folder) / "interleaved.json"
+        spawn(interleaved_rank, free_port(), rounds, folder, record=record)
+        return json.loads(record.read_text())
 
 
 def run_dlskills(epochs: int) -> dict[str, Any]:
@@ -483,8 +492,9 @@ def analytic_bytes(name: str, record: dict[str, Any]) -> dict[str, float]:
 
 def run_count(epochs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        wall = spawn(count_rank, free_port(), epochs, folder)
-        result = json.loads((Path(folder) / "count.json").read_text())
+        record = Path(folder) / "count.json"
+        wall = spawn(count_rank, free_port(), epochs, folder, record=record)
+        result = json.loads(record.read_text())
     return {"records": result, "wall": wall}
 
 
