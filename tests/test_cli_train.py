@@ -324,8 +324,9 @@ def _checkpoint_state(run_dir):
     [
         # 1 epoch of 20 steps: warm-up min(20, 20 // 10) = 2 steps; AdamW's recipe lr 3e-3
         (["--epochs", "1"], 3e-3, 2),
-        # 10 steps: 1 warm-up step; torch.optim.SGD's documented default lr is 1e-3
-        (["--max-steps", "10", "--optimizer", "sgd"], 1e-3, 1),
+        # 10 steps: 1 warm-up step; plain SGD the registry's run_lr 0.1 (torch's 1e-3 stays at
+        # chance on a short run)
+        (["--max-steps", "10", "--optimizer", "sgd"], 0.1, 1),
         # Adamax's documented default lr is 2e-3; the explicit warm-up is kept
         (["--max-steps", "10", "--optimizer", "adamax", "--warmup-steps", "9"], 2e-3, 9),
     ],

@@ -27,6 +27,7 @@ import torch
 
 from dlskills.repro import _digits_training as digits
 from dlskills.repro import register
+from dlskills.repro._support import one_thread
 from dlskills.repro.result import Claim, Measured, Result, Run, Threshold
 
 CATALOG_ID = "1212.5701"
@@ -79,23 +80,24 @@ def repro(scale: str = "fast", seeds: int | Iterable[int] | None = None, out=Non
     run = Run(CATALOG_ID, scale, seeds, out, default_seeds={"fast": (0, 1, 2), "full": range(5)})
     steps = run.pick(fast=300, full=1500)
     per_seed = []
-    for seed in run.seeds:
-        data = digits.data(seed)
-        grid = {
-            (rho, eps): final_accuracy(
-                lambda ps, rho=rho, eps=eps: torch.optim.Adadelta(ps, lr=1.0, rho=rho, eps=eps),
-                data,
-                seed,
-                steps,
-            )
-            for rho in RHOS
-            for eps in EPSILONS
-        }
-        sgd = {
-            lr: final_accuracy(lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr), data, seed, steps)
-            for lr in SGD_RATES
-        }
-        per_seed.append((grid, sgd))
+    with one_thread():  # the same numbers on every machine
+        for seed in run.seeds:
+            data = digits.data(seed)
+            grid = {
+                (rho, eps): final_accuracy(
+                    lambda ps, rho=rho, eps=eps: torch.optim.Adadelta(ps, lr=1.0, rho=rho, eps=eps),
+                    data,
+                    seed,
+                    steps,
+                )
+                for rho in RHOS
+                for eps in EPSILONS
+            }
+            sgd = {
+                lr: final_accuracy(lambda ps, lr=lr: torch.optim.SGD(ps, lr=lr), data, seed, steps)
+                for lr in SGD_RATES
+            }
+            per_seed.append((grid, sgd))
     run.figure("adadelta_robustness.png", lambda p: _figure(p, *per_seed[0]))
 
     def row(name: str, values: list[float], unit: str = "%") -> Measured:
