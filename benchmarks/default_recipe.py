@@ -9,7 +9,11 @@ standardised training images of each seed, and the ratios. Training seconds are 
 the report) and the process CPU time of the same span; on a shared machine wall time grows with
 the load (printed), CPU time much less.
 
-    python benchmarks/default_recipe.py [--seeds 0,1,2,3,4] [--set KEY=VALUE ...]
+    python benchmarks/default_recipe.py [--seeds 0,1,2,3,4] [--set KEY=VALUE ...] [--errors-png P]
+
+``--errors-png P`` draws every test image the recipe gets wrong (all seeds), titled with its
+seed, index, label → prediction and the recipe's probability for the prediction, and marks the
+ones SVC misclassifies too.
 
 ``--set`` overrides a config key for an ablation, e.g. ``--set ema_decay=0`` (no averaging),
 ``--set label_smoothing=0``, ``--set model_args={}`` (no random shift).
@@ -22,7 +26,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -33,9 +37,19 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
 
 
-def svc_baseline(seed: int) -> tuple[float, int, float, int]:
-    """(test accuracy, test errors, fit seconds, test size) of SVC() on the run's own split of
-    ``seed``."""
+class Mistake(NamedTuple):
+    seed: int
+    index: int
+    label: int
+    prediction: int
+    probability: float  # the recipe's probability for its prediction
+    svc_prediction: int
+    image: np.ndarray
+
+
+def svc_baseline(seed: int) -> tuple[float, int, float, int, np.ndarray]:
+    """(test accuracy, test errors, fit seconds, test size, test predictions) of SVC() on the
+    run's own split of ``seed``."""
     from sklearn.svm import SVC
 
     from dlskills import data
@@ -46,8 +60,67 @@ def svc_baseline(seed: int) -> tuple[float, int, float, int]:
     start = time.perf_counter()
     svc = SVC().fit(x_train.reshape(len(x_train), -1), y_train)
     seconds = time.perf_counter() - start
-    errors = int(np.sum(svc.predict(x_test.reshape(len(x_test), -1)) != y_test))
-    return 1 - errors / len(y_test), errors, seconds, len(y_test)
+    predictions = svc.predict(x_test.reshape(len(x_test), -1))
+    errors = int(np.sum(predictions != y_test))
+    return 1 - errors / len(y_test), errors, seconds, len(y_test), predictions
+
+
+def mistakes(run_dir: str, seed: int, svc_predictions: np.ndarray) -> list[Mistake]:
+    """The test images the run's best checkpoint misclassifies."""
+    from dlskills.train.runs import load_run
+
+    run = load_run(run_dir)
+    images, labels = run.splits.test.tensors
+    with torch.no_grad():
+        probabilities = run.model(images).softmax(-1)
+    confidence, predictions = probabilities.max(-1)
+    wrong = (predictions != labels).nonzero().flatten().tolist()
+    return [
+        Mistake(
+            seed,
+            i,
+            int(labels[i]),
+            int(predictions[i]),
+            float(confidence[i]),
+            int(svc_predictions[i]),
+            images[i, 0].numpy(),
+        )
+        for i in wrong
+    ]
+
+
+def plot_mistakes(found: list[Mistake], path: str, title: str) -> None:
+    """One panel per misclassified test image; a red frame where SVC is wrong as well."""
+    from dlskills import _plot
+
+    columns = min(6, max(len(found), 1))
+    rows = -(-max(len(found), 1) // columns)
+    fig, axes = _plot.new_figure(
+        rows,
+        columns,
+        size=(1.8, 2.6),
+        title=f"{title}\nlabel → recipe's prediction (its probability), standardised pixels; "
+        "red frame: SVC (RBF) is wrong too",
+    )
+    for ax in np.atleast_1d(axes).flat:
+        ax.set_axis_off()
+    for ax, mistake in zip(np.atleast_1d(axes).flat, found):
+        ax.imshow(mistake.image, cmap="gray_r", interpolation="nearest")
+        ax.set_title(
+            f"seed {mistake.seed} #{mistake.index}\n{mistake.label} → {mistake.prediction} "
+            f"(p {mistake.probability:.2f})",
+            fontsize=8,
+        )
+        if mistake.svc_prediction != mistake.label:
+            ax.set_axis_on()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor("tab:red")
+                spine.set_linewidth(2)
+    if not found:
+        np.atleast_1d(axes).flat[0].text(0.5, 0.5, "no errors", ha="center", va="center")
+    _plot.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="override a config key of the default recipe (repeatable), for ablations",
+    )
+    parser.add_argument(
+        "--errors-png", metavar="P", help="draw the misclassified test images of all seeds into P"
     )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -80,13 +156,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"default recipe{' with ' + ', '.join(args.set) if args.set else ''}; seeds {seeds}")
     rows = []
+    found: list[Mistake] = []
     for index, seed in enumerate(seeds, start=1):
         with tempfile.TemporaryDirectory() as folder:
             config = make_config(overrides, {"seed": seed, "out": folder, "progress": False})
             cpu = CPUTime()
             summary = train_run(config, callbacks=[cpu])
+            svc_accuracy, svc_errors, svc_seconds, test_size, svc_predictions = svc_baseline(seed)
+            if args.errors_png:
+                found += mistakes(folder, seed, svc_predictions)
         accuracy = summary["test_accuracy"]
-        svc_accuracy, svc_errors, svc_seconds, test_size = svc_baseline(seed)
         errors = round((1 - accuracy) * test_size)
         rows.append(
             (
@@ -122,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     ratio_errors = sum(columns[1]) / max(sum(columns[5]), 1)
     ratio_time = statistics.fmean(columns[2]) / statistics.fmean(columns[6])
     print(f"ratio recipe/SVC: errors {ratio_errors:.2f}×, training time {ratio_time:.0f}×")
+    if args.errors_png:
+        both = sum(m.svc_prediction != m.label for m in found)
+        plot_mistakes(
+            found,
+            args.errors_png,
+            f"the recipe's {len(found)} test errors over seeds {args.seeds} "
+            f"({both} also wrong for SVC)",
+        )
+        print(f"wrote {args.errors_png}")
     return 0
 
 
