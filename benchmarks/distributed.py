@@ -262,17 +262,24 @@ def interleaved_rank(rank: int, port: int, rounds: int, folder: str) -> None:
     """(b) = the Trainer with the ddp strategy and the callbacks `dlskills train` uses (progress
     bar off), rank 0 writing metrics.csv and checkpoints into ``folder``; (a) and (c) between its
     epochs (``Interleave``); then the all-reduce timings."""
+    _rank_env(rank, port)
+    try:
+        interleaved_work(rank, rounds, folder)
+    finally:
+        gc.collect()  # as in count_rank: no object holding the group is left for exit
+        dist.destroy_process_group()
+
+
+def interleaved_work(rank: int, rounds: int, folder: str) -> None:
     from dlskills.distributed import create
     from dlskills.train.runs import build, default_callbacks
     from dlskills.train.trainer import Trainer
 
-    _rank_env(rank, port)
-    hand = None
+    config = recipe(rounds)
+    strategy = create("ddp")
+    parts = build(config, strategy)
+    hand = HandWritten(rounds, WORLD, rank)
     try:
-        config = recipe(rounds)
-        strategy = create("ddp")
-        parts = build(config, strategy)
-        hand = HandWritten(rounds, WORLD, rank)
         single = HandWritten(rounds, 1, 0) if rank == 0 else None
         interleave = Interleave(hand, single)
         trainer = Trainer(
@@ -300,16 +307,14 @@ def interleaved_rank(rank: int, port: int, rounds: int, folder: str) -> None:
             }
             (Path(folder) / "interleaved.json").write_text(json.dumps(record))
     finally:
-        if hand is not None:
-            hand.model = release_data_parallel(hand.model)
-        dist.destroy_process_group()
+        hand.model = release_data_parallel(hand.model)
 
 
 def spawn(target, *args, record: Path) -> float:
     """Run ``target(rank, *args)`` on WORLD spawned ranks; the wall time. ``record`` is the file
     rank 0 writes when its work is done: a rank killed by a signal after it exists (an abort at
     interpreter exit, "terminate called without an active exception": 5-6 runs in 30 of the
-    byte-count ranks before ``count_rank`` collected its garbage first, 0 in 30 since) is
+    byte-count ranks before the ranks collected their garbage before destroying the group) is
     reported, not fatal."""
     import torch.multiprocessing as mp
 
