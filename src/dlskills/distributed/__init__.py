@@ -12,15 +12,29 @@ Each strategy is a ``dlskills.train.strategy.Strategy`` in its own file, registe
 process group comes from torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
 ``dlskills train --nproc N`` starts N local workers through torch's elastic launcher
 (``launch.py``), and ``torchrun --nproc-per-node N -m dlskills train ...`` runs the same job.
+A group the caller created before (``init_process_group``) is used and left alive; a caller that
+wraps a model in DistributedDataParallel itself frees it with ``release_data_parallel`` before
+``destroy_process_group`` (docs/distributed.md, "Your own process group").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dlskills.distributed._base import STRATEGIES, DistributedStrategy, register_strategy
+from dlskills.distributed._base import (
+    STRATEGIES,
+    DistributedStrategy,
+    register_strategy,
+    release_data_parallel,
+)
 
-__all__ = ["STRATEGIES", "DistributedStrategy", "create", "register_strategy"]
+__all__ = [
+    "STRATEGIES",
+    "DistributedStrategy",
+    "create",
+    "register_strategy",
+    "release_data_parallel",
+]
 
 
 def create(name: str, **options: Any) -> DistributedStrategy:
