@@ -15,7 +15,13 @@ def test_optimizers_writes_table_results_and_figure(tmp_path, capsys, saved_figu
     assert main(argv) == 0
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
-    assert results["protocol"] == {"budget": 2, "seeds": 2, "tuning_seed": 0, "selected_by": "val"}
+    assert results["protocol"] == {
+        "budget": 2,
+        "seeds": 2,
+        "tuning_seed": 0,
+        "selected_by": "val",
+        "search": "design",
+    }
     sgd = results["problems"]["digits_logreg"]["optimizers"]["sgd"]
     assert [t["hparams"]["lr"] for t in sgd["tuning"]] == [1e-4, 1.0]  # the log grid's ends
     best = max(sgd["tuning"], key=lambda t: t["val"])  # accuracy: the higher validation score
@@ -42,6 +48,7 @@ def test_optimizers_writes_table_results_and_figure(tmp_path, capsys, saved_figu
         (["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
         (["--problems", ","], "the list is empty"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--search", "grid"], "argument --search: invalid choice: 'grid' (choose from"),
     ],
 )
 def test_bad_input_is_one_line(options, message, capsys, tmp_path):

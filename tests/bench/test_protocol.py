@@ -49,6 +49,70 @@ def test_several_dimensions_are_hammersley_points_on_log_axes():
         protocol.search_points(space, 0)
 
 
+def _bowl(setting):
+    """A score with its maximum 0 at lr = 1e-2, window = 4 (both on log axes)."""
+    return -((math.log10(setting["lr"]) + 2) ** 2) - (math.log2(setting["window"]) - 2) ** 2
+
+
+def test_tpe_search_concentrates_on_the_best_region_after_its_random_start():
+    space = {"lr": (1e-5, 1.0, "log"), "window": (1, 64, "int")}
+    tried = protocol.tpe_search(space, 30, _bowl, goal="max", seed=0)
+    assert len(tried) == 30 and [score for _, score in tried] == [_bowl(s) for s, _ in tried]
+    for setting, _ in tried:  # on the design's axes: inside the box, 4 digits, whole windows
+        assert 1e-5 <= setting["lr"] <= 1.0 and setting["lr"] == float(f"{setting['lr']:.4g}")
+        assert isinstance(setting["window"], int) and 1 <= setting["window"] <= 64
+    random_start = [score for _, score in tried[:10]]  # n_startup_trials = min(10, 30 // 3)
+    guided = [score for _, score in tried[10:]]
+    assert sum(guided) / len(guided) > sum(random_start) / len(random_start) + 1.0
+    best, _ = max(tried, key=lambda t: t[1])
+    assert abs(math.log10(best["lr"]) + 2) < 0.35 and best["window"] in (3, 4, 5)
+    # seeded: the same scores give the same settings (what lets the run log resume a search)
+    assert protocol.tpe_search(space, 30, _bowl, goal="max", seed=0) == tried
+    assert protocol.tpe_search(space, 30, _bowl, goal="max", seed=1) != tried
+
+
+def test_tpe_search_minimises_and_learns_to_avoid_where_trials_diverge():
+    space = {"lr": (1e-4, 1.0, "log")}
+
+    def loss(setting):  # "diverges" above lr 0.1, best (lowest) at 1e-3
+        return None if setting["lr"] > 0.1 else (math.log10(setting["lr"]) + 3) ** 2
+
+    tried = protocol.tpe_search(space, 24, loss, goal="min", seed=0)
+    # a diverged trial counts as the worst score so far: 2 of 24 diverge (told as failed
+    # trials, which TPE ignores, 16 of 24 did)
+    assert len(tried) == 24 and sum(score is None for _, score in tried) == 2
+    best = min((s for s in tried if s[1] is not None), key=lambda t: t[1])
+    assert abs(math.log10(best[0]["lr"]) + 3) < 0.1
+    with pytest.raises(ValueError, match="goal must be 'min' or 'max'"):
+        protocol.tpe_search(space, 4, loss, goal="maximise")
+
+
+def test_a_tpe_benchmark_run_again_finds_every_trial_in_its_log(tmp_path):
+    def run(reported):
+        return protocol.run_benchmark(
+            ["noisy_quadratic"],
+            ["sgd"],
+            budget=4,
+            seeds=2,
+            out=tmp_path,
+            figures=False,
+            search="tpe",
+            progress=lambda done, total, what: reported.append(what),
+        )
+
+    first, second = [], []
+    results = run(first)
+    assert results["protocol"]["search"] == "tpe"
+    sgd = results["problems"]["noisy_quadratic"]["optimizers"]["sgd"]
+    assert len({t["hparams"]["lr"] for t in sgd["tuning"]}) == 4
+    best = min(sgd["tuning"], key=lambda t: math.inf if t["val"] is None else t["val"])
+    assert sgd["best_hparams"] == best["hparams"]  # a loss: the lowest validation score
+    assert run(second) == results
+    assert all(what.endswith("(done before)") for what in second) and len(second) == 6
+    with pytest.raises(ValueError, match="search must be one of design, tpe"):
+        protocol.run_benchmark(["beale"], ["sgd"], out=tmp_path, search="grid")
+
+
 def test_trial_equals_a_literal_sgd_loop_on_the_noisy_quadratic():
     problem = problems.get("noisy_quadratic")
     record = protocol.run_trial(problem, "sgd", {"lr": 0.015}, seed=2)

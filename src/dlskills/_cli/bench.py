@@ -2,10 +2,11 @@
 benchmarks/ folder (each script prints its ratios against its baseline).
 
 Sub-commands: ``dlskills bench list`` lists the scripts and the optimizer benchmark;
-``dlskills bench optimizers [--problems P,..] [--optimizers O,..] [--budget B] [--seeds S]
-[--out DIR]`` runs the optimizer benchmark (``dlskills.bench.protocol.run_benchmark``): it
-prints the summary table and writes OUT/results.json, OUT/summary.md, OUT/<problem>.png and
-OUT/runs.jsonl (finished trials; a rerun with the same OUT skips them).
+``dlskills bench optimizers [--problems P,..] [--optimizers O,..] [--budget B]
+[--search design|tpe] [--seeds S] [--out DIR]`` runs the optimizer benchmark
+(``dlskills.bench.protocol.run_benchmark``): it prints the summary table and writes
+OUT/results.json, OUT/summary.md, OUT/<problem>.png and OUT/runs.jsonl (finished trials; a rerun
+with the same OUT skips them).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 
 def optimizers_parser() -> argparse.ArgumentParser:
+    from dlskills.bench.protocol import SEARCHES
     from dlskills.cli import DefaultsHelpFormatter
 
     parser = _OneLineErrors(
@@ -85,6 +87,13 @@ def optimizers_parser() -> argparse.ArgumentParser:
         help="comma-separated registered optimizers (default: momentum,adam,adamw)",
     )
     parser.add_argument("--budget", type=int, default=8, help="tuning trials per optimizer")
+    parser.add_argument(
+        "--search",
+        choices=SEARCHES,
+        default="design",
+        help="tuning settings: a fixed log grid / Hammersley design, or optuna's TPE choosing "
+        "each from the scores before",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the best setting")
     parser.add_argument("--out", default="bench-optimizers", help="output folder")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -103,6 +112,7 @@ def run_optimizers(argv: list[str]) -> int:
             options.problems,
             options.optimizers,
             budget=options.budget,
+            search=options.search,
             seeds=options.seeds,
             out=options.out,
             progress=progress,
