@@ -9,14 +9,18 @@ standardised training images of each seed, and the ratios. Training seconds are 
 the report) and the process CPU time of the same span; on a shared machine wall time grows with
 the load (printed), CPU time much less.
 
-    python benchmarks/default_recipe.py [--seeds 0,1,2,3,4] [--set KEY=VALUE ...] [--errors-png P]
+    python benchmarks/default_recipe.py [--seeds 0,1,2,3,4] [--set KEY=VALUE ...] [--members K]
+        [--errors-png P]
 
+``--members K`` trains K runs on each seed's split (``data_seed`` = S, ``seed`` = S + 1000·k; run
+0 is the default run) and scores the average of their log-probabilities (the normalised geometric
+mean, ``dlskills.train.techniques.ensemble.combine``); its training time is the K runs'.
 ``--errors-png P`` draws every test image the recipe gets wrong (all seeds), titled with its
 seed, index, label → prediction and the recipe's probability for the prediction, and marks the
 ones SVC misclassifies too.
 
 ``--set`` overrides a config key for an ablation, e.g. ``--set ema_decay=0`` (no averaging),
-``--set label_smoothing=0``, ``--set model_args={}`` (no random shift).
+``--set label_smoothing=0``, ``--set 'model_args={"convs_per_stage": 2}'`` (a deeper model).
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ import torch
 def mean_std(values: list[float]) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+
+
+#: run k of an ensemble on the split of seed S trains with seed S + MEMBER_SEED_STRIDE·k
+MEMBER_SEED_STRIDE = 1000
 
 
 class Mistake(NamedTuple):
@@ -65,15 +73,25 @@ def svc_baseline(seed: int) -> tuple[float, int, float, int, np.ndarray]:
     return 1 - errors / len(y_test), errors, seconds, len(y_test), predictions
 
 
-def mistakes(run_dir: str, seed: int, svc_predictions: np.ndarray) -> list[Mistake]:
-    """The test images the run's best checkpoint misclassifies."""
+def test_log_probabilities(run_dir: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(log-probabilities, labels, images) of the run's best checkpoint on its test split."""
     from dlskills.train.runs import load_run
 
     run = load_run(run_dir)
     images, labels = run.splits.test.tensors
     with torch.no_grad():
-        probabilities = run.model(images).softmax(-1)
-    confidence, predictions = probabilities.max(-1)
+        return run.model(images).log_softmax(-1), labels, images
+
+
+def mistakes(
+    log_probabilities: torch.Tensor,
+    labels: torch.Tensor,
+    images: torch.Tensor,
+    seed: int,
+    svc_predictions: np.ndarray,
+) -> list[Mistake]:
+    """The test images whose most probable class is not their label."""
+    confidence, predictions = log_probabilities.exp().max(-1)
     wrong = (predictions != labels).nonzero().flatten().tolist()
     return [
         Mistake(
@@ -134,14 +152,24 @@ def main(argv: list[str] | None = None) -> int:
         help="override a config key of the default recipe (repeatable), for ablations",
     )
     parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train K runs per seed on its split (seeds S + 1000·k) and average their "
+        "log-probabilities (an ensemble; the training time is the K runs')",
+    )
+    parser.add_argument(
         "--errors-png", metavar="P", help="draw the misclassified test images of all seeds into P"
     )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.members < 1:
+        parser.error(f"--members must be ≥ 1, got {args.members}")
 
     from dlskills.train.callbacks import Callback
     from dlskills.train.config import make_config, parse_assignment
     from dlskills.train.runs import train_run
+    from dlskills.train.techniques.ensemble import combine
 
     overrides: dict[str, Any] = dict(parse_assignment(text, "--set") for text in args.set)
 
@@ -154,34 +182,56 @@ def main(argv: list[str] | None = None) -> int:
         def on_fit_end(self, trainer: Any) -> None:
             self.seconds = time.process_time() - self.start
 
-    print(f"default recipe{' with ' + ', '.join(args.set) if args.set else ''}; seeds {seeds}")
+    ensemble = f", ensembles of {args.members} runs" if args.members > 1 else ""
+    print(
+        f"default recipe{' with ' + ', '.join(args.set) if args.set else ''}{ensemble}; "
+        f"seeds {seeds}"
+    )
     rows = []
     found: list[Mistake] = []
     for index, seed in enumerate(seeds, start=1):
-        with tempfile.TemporaryDirectory() as folder:
-            config = make_config(overrides, {"seed": seed, "out": folder, "progress": False})
-            cpu = CPUTime()
-            summary = train_run(config, callbacks=[cpu])
-            svc_accuracy, svc_errors, svc_seconds, test_size, svc_predictions = svc_baseline(seed)
-            if args.errors_png:
-                found += mistakes(folder, seed, svc_predictions)
-        accuracy = summary["test_accuracy"]
-        errors = round((1 - accuracy) * test_size)
+        members = []  # (summary, CPU seconds, test log-probabilities) of each run on the split
+        for member in range(args.members):
+            with tempfile.TemporaryDirectory() as folder:
+                config = make_config(
+                    overrides,
+                    {
+                        "seed": seed + MEMBER_SEED_STRIDE * member,
+                        "data_seed": seed,
+                        "out": folder,
+                        "progress": False,
+                    },
+                )
+                cpu = CPUTime()
+                summary = train_run(config, callbacks=[cpu])
+                log_probabilities, labels, images = test_log_probabilities(folder)
+            members.append((summary, cpu.seconds, log_probabilities))
+        combined = combine([m[2] for m in members])
+        svc_accuracy, svc_errors, svc_seconds, test_size, svc_predictions = svc_baseline(seed)
+        if args.errors_png:
+            found += mistakes(combined, labels, images, seed, svc_predictions)
+        errors = int((combined.argmax(-1) != labels).sum())
+        accuracy = 1 - errors / test_size
+        train_seconds = sum(m[0]["train_seconds"] for m in members)
+        cpu_seconds = sum(m[1] for m in members)
         rows.append(
             (
                 accuracy,
                 errors,
-                summary["train_seconds"],
-                cpu.seconds,
+                train_seconds,
+                cpu_seconds,
                 svc_accuracy,
                 svc_errors,
                 svc_seconds,
                 test_size,
             )
         )
+        singles = [round((1 - m[0]["test_accuracy"]) * test_size) for m in members]
+        alone = ", ".join(map(str, singles))
+        of_members = f"; the {args.members} runs alone: {alone}" if args.members > 1 else ""
         print(
-            f"[{index}/{len(seeds)}] seed {seed}: test {100 * accuracy:.2f} % ({errors} errors), "
-            f"train {summary['train_seconds']:.2f} s wall / {cpu.seconds:.2f} s CPU "
+            f"[{index}/{len(seeds)}] seed {seed}: test {100 * accuracy:.2f} % ({errors} errors"
+            f"{of_members}), train {train_seconds:.2f} s wall / {cpu_seconds:.2f} s CPU "
             f"({torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.1f}); "
             f"SVC {100 * svc_accuracy:.2f} % ({svc_errors} errors) in {svc_seconds:.3f} s",
             flush=True,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,8 @@ def test_the_mistakes_are_the_test_errors_the_run_reports(default_recipe, tmp_pa
     config = make_config({"epochs": 1}, {"seed": 0, "out": str(tmp_path), "progress": False})
     summary = train_run(config)
     *_, test_size, svc_predictions = default_recipe.svc_baseline(0)
-    found = default_recipe.mistakes(str(tmp_path), 0, svc_predictions)
+    log_probabilities, labels, images = default_recipe.test_log_probabilities(str(tmp_path))
+    found = default_recipe.mistakes(log_probabilities, labels, images, 0, svc_predictions)
     # one epoch leaves errors to find; the run's own test evaluation counted them
     assert len(found) == round((1 - summary["test_accuracy"]) * test_size) > 0
     assert all(m.prediction != m.label and m.probability >= 0.1 for m in found)
@@ -50,3 +52,24 @@ def test_one_titled_panel_per_mistake_and_red_frames_where_svc_errs_too(
     framed = [ax.axison and ax.spines["left"].get_edgecolor()[:3] for ax in titled]
     assert framed[0] == pytest.approx((0.839, 0.153, 0.157), abs=1e-3)  # tab:red
     assert framed[1] is False
+
+
+def test_an_ensemble_of_runs_on_one_split_scores_their_mean_log_probabilities(
+    default_recipe, tmp_path, capsys
+):
+    from dlskills.train.config import make_config
+    from dlskills.train.runs import train_run
+
+    log_probabilities = []
+    for seed in (0, 1000):  # the benchmark's members 0 and 1 on the split of seed 0
+        out = tmp_path / str(seed)
+        train_run(make_config({"epochs": 1, "seed": seed, "data_seed": 0, "out": str(out)}))
+        scores, labels, _ = default_recipe.test_log_probabilities(str(out))
+        log_probabilities.append(scores)
+    mean = torch.stack(log_probabilities).mean(0)
+    expected = int((mean.argmax(-1) != labels).sum())
+    alone = [int((s.argmax(-1) != labels).sum()) for s in log_probabilities]
+
+    assert default_recipe.main(["--seeds", "0", "--set", "epochs=1", "--members", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"({expected} errors; the 2 runs alone: {alone[0]}, {alone[1]})" in printed

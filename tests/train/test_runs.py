@@ -121,3 +121,20 @@ def test_label_smoothing_and_weight_averaging_come_from_the_config():
     plain = make_config({"label_smoothing": 0, "ema_decay": 0, "max_steps": 2, "warmup_steps": 0})
     assert build(plain).loss_fn is torch.nn.functional.cross_entropy
     assert not any(isinstance(c, WeightAveraging) for c in default_callbacks(plain))
+
+
+def test_data_seed_draws_the_split_and_seed_the_rest():
+    from dlskills import data
+    from dlskills.train.runs import build
+
+    def parts(**keys):
+        return build(make_config({"max_steps": 2, "warmup_steps": 0, **keys}))
+
+    split_of_5 = data.load("digits", seed=5).test.tensors[0]
+    mixed, seed_5, seed_0 = parts(seed=0, data_seed=5), parts(seed=5), parts(seed=0)
+    assert torch.equal(mixed.splits.test.tensors[0], split_of_5)
+    assert not torch.equal(seed_0.splits.test.tensors[0], split_of_5)
+    first = [next(p.model.parameters()) for p in (mixed, seed_5, seed_0)]
+    assert torch.equal(first[0], first[2]) and not torch.equal(first[0], first[1])  # init: seed
+    with pytest.raises(ValueError, match=r"data_seed' \(--data-seed\) must be in \[0, 2\*\*32\)"):
+        make_config({"data_seed": -1})

@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--batch-size", type=int, help="training batch size")
     how.add_argument("--seed", type=int, help="random seed (data split, init, order, dropout)")
     how.add_argument(
+        "--data-seed",
+        type=int,
+        help="seed of the data split alone (default: --seed), to vary the rest on one split",
+    )
+    how.add_argument(
         "--clip-grad-norm", type=float, metavar="MAX", help="clip the global gradient norm to MAX"
     )
     how.add_argument(

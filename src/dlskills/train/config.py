@@ -25,7 +25,10 @@ end) are errors naming the option. ``threads = 1`` by default because these lapt
 little from intra-op threads and lose a lot when the cores are shared: on the 2-core development
 machine under load the default run took 177 s with 2 threads and 10 s with 1. It also makes a
 run's floating-point results independent of the machine's core count. ``threads = None`` keeps
-torch's own setting.
+torch's own setting. ``seed`` draws everything random in a run (the data split, the
+initialisation, the batch order, dropout); ``data_seed``, when set, draws the split instead, so
+runs that differ only in ``seed`` train on the same split (an ensemble of runs, the spread over
+initialisations).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 64
     seed: int = 0
+    data_seed: int | None = None
     out: str | None = None
     name: str | None = None
     device: str = "cpu"
@@ -159,6 +163,7 @@ _RULES: dict[str, tuple[tuple[type, ...], bool, tuple[Any, str] | None]] = {
     "max_steps": ((int,), True, _POSITIVE),
     "batch_size": ((int,), False, _POSITIVE),
     "seed": ((int,), False, (lambda v: 0 <= v < 2**32, "in [0, 2**32)")),
+    "data_seed": ((int,), True, (lambda v: 0 <= v < 2**32, "in [0, 2**32)")),
     "out": ((str,), True, None),
     "name": ((str,), True, (lambda v: v and os.sep not in v, "a plain folder name")),
     "device": ((str,), False, None),

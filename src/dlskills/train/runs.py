@@ -104,7 +104,8 @@ def load_data(config: TrainConfig) -> Any:
 
     kwargs = {"data_dir": config.data_dir} if config.data_dir else {}
     try:
-        return _named("dataset", data.load, config.dataset, seed=config.seed, **kwargs)
+        seed = config.seed if config.data_seed is None else config.data_seed
+        return _named("dataset", data.load, config.dataset, seed=seed, **kwargs)
     except FileNotFoundError as exc:  # the dataset's files are not where data_dir points
         raise FileNotFoundError(f"{key_name('data_dir')}: {exc}") from exc
 
