@@ -29,7 +29,8 @@ string or in HTML comments, which a reader does not see):
   compares every output.
 - ``<!-- skip: next "reason" -->`` skips the next block (Sybil's skip directive): for commands
   that set up the machine itself (``make demo``), never for slow ones (use ``small``).
-- ``timeout=S`` (fence option) bounds a command (default 300 s).
+- ``timeout=S`` (fence option) bounds a command (default 300 s); the block's test item is
+  then bounded by S per command (a python block: S) instead of pytest-timeout's 300 s.
 - ``toml`` / ``yaml`` / ``json`` / ``text`` blocks with ``file=NAME`` are written to NAME in the
   page's folder (a config file the next command reads); without ``file`` they are only shown.
 """
@@ -58,6 +59,10 @@ ROOT = Path(__file__).resolve().parent
 SCALE = os.environ.get("DLSKILLS_DOCS_SCALE", "small")
 if SCALE not in ("small", "full"):
     raise ValueError(f"DLSKILLS_DOCS_SCALE must be 'small' or 'full', got {SCALE!r}")
+#: seconds a shell command may take unless its block's ``timeout`` option says otherwise
+COMMAND_TIMEOUT = 300
+#: seconds of a block's test item beyond its commands' own bounds (page set-up, comparisons)
+ITEM_TIMEOUT_MARGIN = 60
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -171,7 +176,7 @@ def _run_shell(example: Example) -> None:
     compare = SCALE == "full" or "small" not in options
     tolerance = float(options.get("tol", 0))
     expected_status = int(options.get("exit", 0))
-    timeout = float(options.get("timeout", 300))
+    timeout = float(options.get("timeout", COMMAND_TIMEOUT))
     source = str(source)
     # substitutions apply to the block (each OLD somewhere in it); appended arguments to every
     # command
@@ -329,3 +334,24 @@ def pytest_configure(config: pytest.Config) -> None:
     # test modules "loadfile" differs from the default "load" only in how work is balanced.
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadfile"
+
+
+def block_timeout(parsed: Any) -> float | None:
+    """The bound of a fenced block's test item when its ``timeout`` option sets one: the option
+    per command (shell blocks) or for the block (python), plus ``ITEM_TIMEOUT_MARGIN``."""
+    if not (isinstance(parsed, tuple) and len(parsed) == 3 and isinstance(parsed[1], dict)):
+        return None
+    language, options, source = parsed
+    if "timeout" not in options:
+        return None
+    commands = 1 if language == "python" else max(len(_commands(language, str(source))), 1)
+    return float(options["timeout"]) * commands + ITEM_TIMEOUT_MARGIN
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-timeout bounds every item by the configured 300 s; a block that declares a longer
+    # bound (the full-scale benchmark commands of `make docs`) gets it for its whole item.
+    for item in items:
+        seconds = block_timeout(getattr(getattr(item, "example", None), "parsed", None))
+        if seconds is not None:
+            item.add_marker(pytest.mark.timeout(seconds))

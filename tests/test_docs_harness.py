@@ -61,3 +61,25 @@ def test_commands_of_console_and_bash_blocks():
         ("dlskills a", [])
     ]
     assert harness._options('small="--epochs 2" tol=0.01') == {"small": "--epochs 2", "tol": "0.01"}
+
+
+def test_a_blocks_timeout_option_bounds_its_test_item_per_command():
+    two_commands = ("bash", {"timeout": "100"}, "dlskills bench a\n# note\ndlskills bench b\n")
+    margin = harness.ITEM_TIMEOUT_MARGIN
+    assert harness.block_timeout(two_commands) == 200 + margin
+    assert harness.block_timeout(("python", {"timeout": "90"}, "x = 1\ny = 2\n")) == 90 + margin
+    assert harness.block_timeout(("bash", {}, "dlskills bench a\n")) is None
+    assert harness.block_timeout(None) is None  # items that are not fenced blocks
+
+    class Item:
+        def __init__(self, parsed):
+            self.example = type("Example", (), {"parsed": parsed})()
+            self.markers = []
+
+        def add_marker(self, marker):
+            self.markers.append(marker)
+
+    long, plain = Item(two_commands), Item(("bash", {}, "dlskills papers\n"))
+    harness.pytest_collection_modifyitems([long, plain])
+    assert [(m.name, m.args) for m in long.markers] == [("timeout", (200 + margin,))]
+    assert plain.markers == []
